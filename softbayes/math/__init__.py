@@ -1,0 +1,1 @@
+"""The math of softbayes' likelihoods, written once for NumPy arrays and PyTensor tensors."""
