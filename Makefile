@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch "$(STAMP)"
 
 demo: $(STAMP)
-	$(PY) examples/continuous_bernoulli_regression.py
+	$(VENV)/bin/softbayes demo
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,399 @@
+"""The ``softbayes`` command (also ``python -m softbayes``).
+
+``softbayes run SPEC``      fit every candidate of a spec, compare, write ``reports/<name>/``
+``softbayes demo``          the main job: ``run`` on the built-in ``models/star98.toml``
+``softbayes check SPEC``    validate a spec and its data without fitting
+``softbayes fit DATA ...``  fit one model, save the fit (netCDF)
+``softbayes compare FIT..`` compare saved fits (text; ``--out DIR`` writes a report)
+``softbayes report DIR``    (re)write a report from the fits in a folder
+``softbayes datasets``      list the built-in data sets
+
+Bad input exits with status 2 and a one-paragraph message (``--debug`` shows the traceback);
+other failures exit with 1, an interrupt with 130. The previous report is never damaged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="softbayes",
+    help="Bayesian classifiers on soft labels: fit candidate models from a spec, check and "
+         "compare them, and write a report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_STATE = {"debug": False}
+
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
+
+
+def _echo(msg: str, nl: bool = True) -> None:
+    typer.echo(msg, err=True, nl=nl)
+
+
+def _fail(err: BaseException, code: int) -> None:
+    msg = str(err).strip() or type(err).__name__
+    msg = " ".join(msg.split())  # one paragraph
+    _echo(f"error: {msg}")
+    if code == 1:
+        _echo("(run with --debug for the traceback)")
+    raise typer.Exit(code)
+
+
+def _guard(fn, debug: bool):
+    """Run ``fn`` turning exceptions into a short message and an exit status."""
+    from softbayes.runner import ReportBusyError
+    from softbayes.spec import SpecError
+
+    debug = debug or _STATE["debug"] or bool(os.environ.get("SOFTBAYES_DEBUG"))
+    try:
+        return fn()
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        _echo("\ninterrupted: nothing was replaced (the previous report is unchanged).")
+        raise typer.Exit(130) from None
+    except (SpecError, ValueError, FileNotFoundError, ReportBusyError, KeyError,
+            TypeError) as err:
+        if debug:
+            raise
+        _fail(err, 2)
+    except Exception as err:
+        if debug:
+            raise
+        _fail(RuntimeError(f"{type(err).__name__}: {err}"), 1)
+
+
+def _setup():
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@app.callback()
+def main(debug: DebugOpt = False) -> None:
+    """softbayes: soft-label Bayesian classifiers, model comparison and reports."""
+    _STATE["debug"] = debug
+    _setup()
+
+
+# --------------------------------------------------------------------------- run / demo
+
+
+@app.command(short_help="Fit, compare and report every model of a spec.")
+def run(
+    spec: Annotated[str, typer.Argument(help="The spec: models/<name>.toml (or a bare name "
+                                             "found in ./models).")],
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="Run only this candidate model (repeat for several).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Refit even if cached fits match.")]
+    = False,
+    reports_dir: Annotated[Path | None, typer.Option(
+        "--reports-dir", help="Folder of the reports (default: reports/ next to models/).")]
+    = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Fit every candidate model of SPEC, compare them, write reports/<name>/."""
+    from softbayes.runner import resolve_spec_path, run_spec
+
+    def go():
+        path = resolve_spec_path(spec)
+        run_spec(path, reports_dir=reports_dir, only=only or None, force=force, echo=_echo)
+
+    _guard(go, debug)
+
+
+@app.command(short_help="The main job: run models/star98.toml.")
+def demo(
+    force: Annotated[bool, typer.Option("--force", help="Refit even if cached fits match.")]
+    = False,
+    reports_dir: Annotated[Path | None, typer.Option(
+        "--reports-dir", help="Folder of the reports (default: the checkout's reports/ or "
+                              "./reports).")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """The main job: compare weighted Bernoulli, Continuous Bernoulli, Beta and hard-label
+    Bernoulli regressions on the STAR98 math shares (models/star98.toml)."""
+    from softbayes.runner import demo_spec_path, run_spec
+
+    def go():
+        run_spec(demo_spec_path("star98"), reports_dir=reports_dir, force=force, echo=_echo)
+
+    _guard(go, debug)
+
+
+@app.command(short_help="Validate a spec and its data (no fitting).")
+def check(
+    spec: Annotated[str, typer.Argument(help="The spec to validate.")],
+    only: Annotated[list[str] | None, typer.Option("--only", help="Check only this model.")]
+    = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Validate SPEC: its keys and types, the data file, the columns, every model's formula,
+    priors and options. Nothing is fitted."""
+    from softbayes.runner import resolve_spec_path
+    from softbayes.spec import check_spec, load_spec
+
+    def go():
+        s = load_spec(resolve_spec_path(spec))
+        data, built = check_spec(s, only or None)
+        typer.echo(f"{s.path}: OK -- {s.data.describe()}, {len(data)} rows; "
+                   f"{len(built)} model(s):")
+        for name, (ms, model, msgs) in built.items():
+            typer.echo(f"  {name}: {ms.likelihood}, {model.formula}")
+            for m in msgs:
+                typer.echo(f"    note: {m}")
+
+    _guard(go, debug)
+
+
+# --------------------------------------------------------------------------- script use
+
+
+def _read_data(arg: str):
+    from softbayes.datasets import load_dataset
+    from softbayes.spec import read_table
+
+    if arg.startswith("builtin:"):
+        return load_dataset(arg.split(":", 1)[1])
+    p = Path(arg)
+    if not p.is_file():
+        raise FileNotFoundError(f"data file not found: {arg} (or use builtin:NAME, see "
+                                "'softbayes datasets').")
+    return read_table(p)
+
+
+def _parse_priors(items):
+    priors = {}
+    for item in items or []:
+        term, sep, spec = item.partition("=")
+        if not sep:
+            raise ValueError(f"--prior {item!r}: write TERM='{{\"dist\": \"Normal\", \"mu\": 0, "
+                             "\"sigma\": 1}'.")
+        try:
+            priors[term.strip()] = json.loads(spec)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--prior {item!r}: the part after '=' is not JSON ({err}).") \
+                from None
+    return priors
+
+
+@app.command(short_help="Fit one model and save the fit (.nc).")
+def fit(
+    data: Annotated[str, typer.Argument(help="CSV/Parquet file, or builtin:NAME.")],
+    formula: Annotated[str, typer.Option("--formula", "-f", help="'labels ~ predictors'.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the fit (.nc).")],
+    likelihood: Annotated[str, typer.Option(
+        "--likelihood", "-l", help="weighted_bernoulli, continuous_bernoulli, beta, bernoulli "
+                                   "or soft_categorical.")] = "weighted_bernoulli",
+    weights: Annotated[str | None, typer.Option(help="Weights column.")] = None,
+    prior: Annotated[list[str] | None, typer.Option(
+        "--prior", help="TERM=JSON, e.g. x='{\"dist\": \"Normal\", \"mu\": 0, \"sigma\": 1}'.")]
+    = None,
+    squeeze: Annotated[bool | None, typer.Option(
+        "--squeeze/--no-squeeze", help="beta: squeeze labels at 0 or 1.")] = None,
+    threshold: Annotated[float | None, typer.Option(help="bernoulli: cut of the labels.")]
+    = None,
+    phi_formula: Annotated[str | None, typer.Option(help="beta: formula of log phi.")] = None,
+    draws: Annotated[int, typer.Option(min=1)] = 1000,
+    tune: Annotated[int, typer.Option(min=0)] = 1000,
+    chains: Annotated[int, typer.Option(min=1)] = 4,
+    seed: int = 1,
+    sampler: Annotated[str | None, typer.Option(help="nutpie (default), pymc, ...")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Fit one model to DATA and save the fit (netCDF; read with softbayes.load_fit)."""
+
+    def go():
+        import warnings
+
+        from softbayes.model import Model
+        from softbayes.runner import _quiet_libraries, _save_atomically
+
+        _quiet_libraries()
+        df = _read_data(data)
+        kw = {}
+        if squeeze is not None:
+            kw["squeeze"] = squeeze
+        if threshold is not None:
+            kw["threshold"] = threshold
+        if phi_formula is not None:
+            kw["phi_formula"] = phi_formula
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            model = Model(formula, df, likelihood=likelihood, priors=_parse_priors(prior),
+                          weights=weights, **kw)
+        for w in caught:
+            _echo(f"note: {w.message}")
+        _echo(f"fitting {likelihood}: {model.formula} ({len(df)} rows, {chains} chains x "
+              f"{draws} draws) ...", nl=False)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = model.fit(draws=draws, tune=tune, chains=chains, random_seed=seed,
+                               sampler=sampler)
+        secs = time.perf_counter() - t0
+        result.attrs["softbayes_cli_fit_seconds"] = float(secs)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _save_atomically(result, out.resolve())
+        _echo(f" done in {secs:.1f} s -> {out}")
+
+    _guard(go, debug)
+
+
+def _load_fits(paths, names=None):
+    from softbayes.fit_io import load_fit
+
+    if names and len(names) != len(paths):
+        raise ValueError(f"--name given {len(names)} times for {len(paths)} fits.")
+    fits = {}
+    for i, p in enumerate(paths):
+        p = Path(p)
+        if not p.exists():
+            raise FileNotFoundError(f"fit not found: {p}")
+        name = names[i] if names else p.stem
+        base, k = name, 2
+        while name in fits:
+            name, k = f"{base}_{k}", k + 1
+        fits[name] = load_fit(p, check=False)
+    return fits
+
+
+FallbackOpt = Annotated[str, typer.Option(
+    "--kfold-fallback", help="When PSIS-LOO is unreliable: all, fit or none (K-fold refits "
+                             "are slow).")]
+
+
+def _compare_kwargs(kfold_fallback: str) -> dict:
+    if kfold_fallback not in ("all", "fit", "none"):
+        raise ValueError(f"--kfold-fallback must be all, fit or none, got {kfold_fallback!r}.")
+    return {"kfold_fallback": None if kfold_fallback == "none" else kfold_fallback}
+
+
+def _report_from_fits(fits, target: Path, *, title: str, source_fits: dict | None = None,
+                      kfold_fallback="none", spec_text=None):
+    from softbayes.runner import (
+        _fit_slug,
+        _link_or_copy,
+        build_and_write,
+        write_report_atomically,
+    )
+
+    with write_report_atomically(target) as tmp:
+        fit_files = {}
+        if source_fits:
+            (tmp / "fits").mkdir()
+            taken: set = set()
+            for name, src in source_fits.items():
+                stem = Path(src).stem
+                slug = stem if stem not in taken else _fit_slug(name, taken)
+                taken.add(slug)
+                _link_or_copy(Path(src), tmp / "fits" / f"{slug}.nc")
+                fit_files[name] = f"fits/{slug}.nc"
+        build_and_write(fits, tmp, title=title, name=target.name,
+                        data_source="Training data stored in the fits.",
+                        compare_kwargs=_compare_kwargs(kfold_fallback), echo=_echo,
+                        run_info={"fit_files": fit_files})
+        if spec_text:
+            (tmp / "spec.toml").write_text(spec_text, encoding="utf-8")
+    _echo(f"report: {target / 'index.html'}")
+
+
+@app.command(short_help="Compare saved fits (text, or a report with --out).")
+def compare(
+    fits: Annotated[list[Path], typer.Argument(help="Saved fits (.nc) of the same labels.")],
+    name: Annotated[list[str] | None, typer.Option(
+        "--name", help="Model names, one per fit, in order (default: file names).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Also write a report into this folder.")] = None,
+    kfold_fallback: FallbackOpt = "none",
+    debug: DebugOpt = False,
+) -> None:
+    """Compare saved fits: ELPD per comparable group, common-scale scores, diagnostics."""
+
+    def go():
+        import warnings
+
+        from softbayes.comparison import compare as _compare
+
+        loaded = _load_fits(fits, name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cmp = _compare(loaded, **_compare_kwargs(kfold_fallback))
+        typer.echo(str(cmp))
+        if out is not None:
+            _report_from_fits(loaded, out.resolve(), title=f"Model comparison: {out.name}",
+                              source_fits=dict(zip(loaded, fits, strict=True)),
+                              kfold_fallback=kfold_fallback)
+
+    _guard(go, debug)
+
+
+@app.command(short_help="(Re)write a report from saved fits.")
+def report(
+    folder: Annotated[Path, typer.Argument(help="A report folder (re-rendered in place) or a "
+                                                "folder of .nc fits.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Report folder (default: FOLDER itself if it is a report, else "
+                      "FOLDER/report).")] = None,
+    title: Annotated[str | None, typer.Option(help="Report title.")] = None,
+    kfold_fallback: FallbackOpt = "none",
+    debug: DebugOpt = False,
+) -> None:
+    """(Re)write a report from saved fits: FOLDER/fits/*.nc or FOLDER/*.nc."""
+
+    def go():
+        if not folder.is_dir():
+            raise FileNotFoundError(f"not a folder: {folder}")
+        is_report = (folder / "fits").is_dir()
+        paths = sorted((folder / "fits" if is_report else folder).glob("*.nc"))
+        if not paths:
+            raise ValueError(f"no .nc fits in {folder}{'/fits' if is_report else ''}.")
+        meta = {}
+        if (folder / "run.json").is_file():
+            meta = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        names = None
+        files = meta.get("fit_files") or {}
+        if files:  # the run's names and order
+            order = {Path(v).name: i for i, v in enumerate(files.values())}
+            paths.sort(key=lambda p: (order.get(p.name, len(order)), p.name))
+            by_file = {Path(v).name: k for k, v in files.items()}
+            names = [by_file.get(p.name, p.stem) for p in paths]
+        loaded = _load_fits(paths, names)
+        target = (out or (folder if is_report else folder / "report")).resolve()
+        spec_text = None
+        if (folder / "spec.toml").is_file():
+            spec_text = (folder / "spec.toml").read_text(encoding="utf-8")
+        _report_from_fits(loaded, target, title=title or meta.get("title") or folder.name,
+                          source_fits=dict(zip(loaded, paths, strict=True)),
+                          kfold_fallback=kfold_fallback, spec_text=spec_text)
+
+    _guard(go, debug)
+
+
+@app.command(short_help="List the built-in data sets.")
+def datasets() -> None:
+    """List the built-in data sets (usable as [data] builtin = NAME or builtin:NAME)."""
+    from softbayes.datasets import BUILTIN_DATASETS
+
+    for ds in BUILTIN_DATASETS.values():
+        typer.echo(f"{ds.name}: {ds.description}")
+        typer.echo(f"    labels: {', '.join(ds.labels)}; suggested weights: {ds.weights}")
+
+
+def entry() -> None:  # pragma: no cover - console script wrapper
+    app(prog_name="softbayes")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(entry())
