@@ -1,0 +1,275 @@
+"""Formulas to design matrices (through formulae), with the state to rebuild them.
+
+A formula is ``"<response> ~ <terms>"``. The response names the label column(s):
+
+* one column for the binary families: ``"share ~ x + log(z)"``;
+* ``c(col_1, ..., col_K)`` for ``soft_categorical``: ``"c(p_a, p_b, p_c) ~ x"`` (Bambi's
+  multivariate-response syntax). The first column is the reference class.
+
+Column names that are not Python identifiers go in backticks: ``"`p yes` ~ `age (y)`"``.
+The right-hand side is evaluated by formulae (Bambi's formula engine): numeric and
+categorical predictors (strings, booleans, pandas categoricals, ``C(x)``), interactions
+(``x:z``, ``x*z``), transformations (``log(x)``, ``np.log(x)``, ``scale(x)``,
+``center(x)``, ``I(x**2)``, ``poly(x, 2)``, splines ...) and group-level terms ``(1|g)``,
+``(x|g)``. Functions available besides formulae's own: ``np`` and the NumPy functions
+``log, log1p, log2, log10, exp, expm1, sqrt, abs, square``, plus ``logit`` and ``expit``; more
+through ``extra_namespace``.
+
+Stateful transforms (``scale``, ``center``, ...) and categorical levels are fixed by the
+training data: :class:`LinearDesign` keeps formulae's evaluated terms, and new data is
+evaluated with them, so a design rebuilt from the same training data is the same design.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import formulae
+import numpy as np
+import pandas as pd
+from formulae.environment import Environment
+from formulae.model_description import model_description
+from formulae.terms.terms import Intercept
+from scipy import special as _sp
+
+__all__ = ["DEFAULT_NAMESPACE", "LinearDesign", "parse_formula", "rhs_variables"]
+
+DEFAULT_NAMESPACE = {
+    "np": np,
+    "log": np.log,
+    "log1p": np.log1p,
+    "log2": np.log2,
+    "log10": np.log10,
+    "exp": np.exp,
+    "expm1": np.expm1,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "square": np.square,
+    "logit": _sp.logit,
+    "expit": _sp.expit,
+}
+
+_NAME = r"(?:`[^`]+`|[A-Za-z_][A-Za-z0-9_.]*)"
+
+
+def _unquote(name):
+    name = name.strip()
+    return name[1:-1] if name.startswith("`") and name.endswith("`") else name
+
+
+def parse_formula(formula):
+    """Split ``"lhs ~ rhs"`` into ``(label columns, rhs, multiclass_syntax)``."""
+    if not isinstance(formula, str) or formula.count("~") != 1:
+        raise ValueError(
+            f"formula must be a string 'labels ~ predictors' with one '~', got {formula!r}. "
+            "For K classes name the label columns as 'c(p_a, p_b, p_c) ~ x'."
+        )
+    lhs, rhs = (s.strip() for s in formula.split("~"))
+    if not rhs:
+        raise ValueError(f"formula {formula!r} has no right-hand side; use '~ 1' for none.")
+    m = re.fullmatch(rf"c\(\s*({_NAME}(?:\s*,\s*{_NAME})*)\s*\)", lhs)
+    if m:
+        cols = [_unquote(c) for c in re.findall(_NAME, m.group(1))]
+        if len(set(cols)) != len(cols):
+            raise ValueError(f"formula {formula!r}: a label column is named twice.")
+        return cols, rhs, True
+    if re.fullmatch(_NAME, lhs):
+        return [_unquote(lhs)], rhs, False
+    raise ValueError(
+        f"formula {formula!r}: the left-hand side must name the label column ('share ~ x') "
+        "or, for K classes, the K probability columns ('c(p_a, p_b, p_c) ~ x'); "
+        "transformations of the labels are not supported, transform the column first."
+    )
+
+
+def strip_tilde(rhs):
+    rhs = rhs.strip()
+    return rhs[1:].strip() if rhs.startswith("~") else rhs
+
+
+def rhs_variables(rhs) -> set[str]:
+    """Names of the data columns a right-hand side uses."""
+    try:
+        names = set(model_description(strip_tilde(rhs)).var_names)
+    except Exception as err:  # formulae's parse errors
+        raise ValueError(f"Cannot parse formula {rhs!r}: {err}") from err
+    return {n for n in names if n}  # formulae lists literals (the 2 of x**2) as ''"
+
+
+@dataclass
+class CommonTerm:
+    """A population-level term: its name, design columns and columns' labels."""
+
+    name: str
+    labels: list
+    columns: slice
+    categorical_vars: set
+
+
+@dataclass
+class GroupTerm:
+    """A group-level term ``expr|factor`` and its formulae object."""
+
+    name: str
+    expr_labels: list
+    groups: list
+    term: object
+
+
+class LinearDesign:
+    """One linear predictor: a right-hand side evaluated on the training data.
+
+    Parameters
+    ----------
+    rhs : str
+        The right-hand side (``"x + (1|g)"``; a leading ``~`` is allowed).
+    data : pandas.DataFrame
+        Training data (already checked: no missing values in the used columns).
+    namespace : dict
+        Functions available to the formula.
+
+    Attributes
+    ----------
+    X : ndarray (n, p)
+        Population-level design matrix (with the intercept column, uncentred).
+    intercept : bool
+        Whether column 0 is the intercept.
+    means : ndarray (p,)
+        Training means of the columns (0 for the intercept) used to centre them.
+    common_terms, group_terms : list
+    """
+
+    def __init__(self, rhs, data, namespace):
+        self.rhs = strip_tilde(rhs)
+        env = Environment([dict(namespace)])
+        try:
+            with np.errstate(all="ignore"):  # non-finite columns are reported below
+                self._dm = formulae.design_matrices(self.rhs, data, na_action="error", env=env)
+        except Exception as err:
+            raise ValueError(
+                f"Cannot evaluate formula {self.rhs!r} on the data: {type(err).__name__}: "
+                f"{err}. Functions available: formulae's (C, scale, center, I, poly, ...) and "
+                f"{sorted(namespace)}; pass others with extra_namespace=."
+            ) from err
+        n = len(data)
+        self.n = n
+        self.common_terms: list[CommonTerm] = []
+        self.levels: dict = {}  # categorical variable -> formulae's levels (reference first)
+        self.intercept = False
+        common = self._dm.common
+        if common is not None:
+            self.X = np.asarray(common.design_matrix, dtype=float).reshape(n, -1)
+            for name, term in common.terms.items():
+                sl = common.slices[name]
+                if name == "Intercept":
+                    self.intercept = True
+                    if sl.start != 0:  # pragma: no cover - formulae puts it first
+                        raise ValueError("The intercept must be the first column.")
+                    continue
+                cat = set()
+                for comp in getattr(term, "components", []):
+                    if getattr(comp, "kind", None) == "categoric":
+                        cat |= set(getattr(comp, "var_names", set()))
+                        if getattr(comp, "levels", None) is not None and hasattr(comp, "name"):
+                            self.levels.setdefault(comp.name, list(comp.levels))
+                self.common_terms.append(CommonTerm(name, list(term.labels), sl, cat))
+        else:
+            self.X = np.zeros((n, 0))
+        self.means = self.X.mean(axis=0) if n else np.zeros(self.X.shape[1])
+        if self.intercept:
+            self.means[0] = 0.0
+        self.group_terms: list[GroupTerm] = []
+        if self._dm.group is not None:
+            for name, term in self._dm.group.terms.items():
+                expr_labels = ["1"] if isinstance(term.expr, Intercept) else list(term.expr.labels)
+                self.group_terms.append(GroupTerm(name, expr_labels, list(term.groups), term))
+        self._check_finite(self.X, self.common_labels, data.index)
+        self.group_parts_train = self.group_parts(data)
+
+    @property
+    def common_labels(self) -> list:
+        labels = ["Intercept"] if self.intercept else []
+        for t in self.common_terms:
+            labels += t.labels
+        return labels
+
+    @staticmethod
+    def _check_finite(x, labels, index):
+        bad = ~np.isfinite(x)
+        if bad.any():
+            cols = [labels[j] for j in np.flatnonzero(bad.any(axis=0))]
+            rows = np.asarray(index)[np.flatnonzero(bad.any(axis=1))]
+            shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if rows.size > 5 else "")
+            raise ValueError(
+                f"Design column(s) {cols} are NaN or infinite in {rows.size} rows (index "
+                f"{shown}), e.g. log of a value <= 0. Transform or filter those rows first."
+            )
+
+    # -- new data ---------------------------------------------------------------------------
+    def common_matrix(self, data) -> np.ndarray:
+        """Population-level design for ``data`` (training transforms and levels)."""
+        n = len(data)
+        if self._dm.common is None:
+            return np.zeros((n, 0))
+        try:
+            with np.errstate(all="ignore"):
+                x = self._dm.common.evaluate_new_data(data).design_matrix
+        except Exception as err:
+            raise ValueError(
+                f"Cannot evaluate {self.rhs!r} on the new data: {type(err).__name__}: {err}. "
+                "New data need every predictor column, and categorical predictors only "
+                "levels seen in training."
+            ) from err
+        x = np.asarray(x, dtype=float).reshape(n, -1)
+        self._check_finite(x, self.common_labels, data.index)
+        return x
+
+    def group_parts(self, data):
+        """For each group-level term: ``(expr matrix (n, q), group index (n,), new levels)``.
+
+        Group indices of unseen levels are ``>= len(term.groups)`` (one per new level).
+        """
+        parts = []
+        n = len(data)
+        for g in self.group_terms:
+            term = g.term
+            if isinstance(term.expr, Intercept):
+                xe = np.ones((n, 1))
+            else:
+                xe = np.asarray(term.expr.eval_new_data(data), dtype=float).reshape(n, -1)
+            idx, new = term.eval_new_data_group_index(data)
+            if (idx < 0).any():
+                rows = np.asarray(data.index)[idx < 0][:5]
+                raise ValueError(
+                    f"Group-level term {g.name!r}: missing group values in rows {list(rows)}."
+                )
+            parts.append((xe, np.asarray(idx), list(new)))
+        return parts
+
+
+def check_columns(data, columns, *, what="formula"):
+    """Raise if a column is absent (with the available ones) or has missing values."""
+    missing = [c for c in columns if c not in data.columns]
+    if missing:
+        avail = ", ".join(map(str, list(data.columns)[:20]))
+        more = ", ..." if data.shape[1] > 20 else ""
+        raise ValueError(
+            f"The {what} uses column(s) {missing} that are not in the data (columns: "
+            f"{avail}{more}). Fix the spelling or add the column(s)."
+        )
+    problems = []
+    for c in columns:
+        na = pd.isna(data[c]).to_numpy()
+        if na.ndim > 1:
+            na = na.any(axis=1)
+        if na.any():
+            rows = np.asarray(data.index)[na]
+            shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if rows.size > 5 else "")
+            problems.append(f"{c!r}: {rows.size} rows (index {shown})")
+    if problems:
+        raise ValueError(
+            "Missing values in column(s) the model uses: " + "; ".join(problems) + ". "
+            "softbayes does not drop rows silently: drop them (data.dropna(subset=[...])) "
+            "or impute them before fitting."
+        )

@@ -1,0 +1,362 @@
+r"""Likelihood families of :class:`softbayes.Model`, each declared once.
+
+A family is a small declarative class (in the manner of Bambi's families): its name, link,
+parameters, how its labels are checked and prepared, and four pieces of math, each written
+once through :func:`softbayes._xp.ops` so that the same code builds the PyMC graph and runs on
+NumPy posterior draws:
+
+* :meth:`Family.add_likelihood` -- the likelihood term in the model graph (used to fit and,
+  through :func:`softbayes.compute_log_likelihood`, for the pointwise log-likelihood);
+* :meth:`Family.logp` -- the pointwise log-likelihood on NumPy draws (out-of-sample
+  log predictive densities, checks), the same math as the graph term;
+* :meth:`Family.mean` -- :math:`E[y \mid x]`, what :func:`softbayes.predict` returns;
+* :meth:`Family.draws` -- posterior-predictive draws of the labels.
+
+Parameters are passed by name: ``eta`` is the linear predictor on the link scale (for
+``soft_categorical`` the ``(..., K)`` logits, the reference class's column 0), ``phi`` the
+Beta precision.
+
+=======================  =====================  ===================  ===========================
+family                   likelihood             E[y | x]             draws
+=======================  =====================  ===================  ===========================
+``weighted_bernoulli``   soft-label cross-      sigmoid(eta)         hard 0/1 labels
+                         entropy (Potential)
+``continuous_bernoulli`` ContinuousBernoulli    CB mean of lambda    CB draws (inverse CDF)
+                         (logit lambda = eta)   (not lambda)
+``beta``                 Beta(mu phi,           mu = sigmoid(eta)    Beta draws
+                         (1 - mu) phi)
+``bernoulli``            Bernoulli on labels    sigmoid(eta)         hard 0/1 labels
+                         thresholded at a cut
+``soft_categorical``     soft-label categorical softmax(eta)         one-hot hard labels
+                         cross-entropy
+=======================  =====================  ===================  ===========================
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from scipy import special as _sp
+
+from softbayes._xp import ops
+from softbayes.math.continuous_bernoulli import cb_icdf, cb_logp, cb_mean
+from softbayes.math.soft_labels import soft_bernoulli_logp, soft_categorical_logp
+from softbayes.validation import validate_soft_labels
+
+__all__ = [
+    "FAMILIES",
+    "BernoulliFamily",
+    "BetaFamily",
+    "ContinuousBernoulliFamily",
+    "Family",
+    "SoftCategoricalFamily",
+    "WeightedBernoulliFamily",
+    "get_family",
+]
+
+
+def _gammaln(x):
+    return pt.gammaln(x) if ops(x).symbolic else _sp.gammaln(x)
+
+
+def _rows(mask, index=None, k=5):
+    idx = np.flatnonzero(mask)
+    labels = idx if index is None else np.asarray(index)[idx]
+    shown = ", ".join(str(v) for v in labels[:k])
+    return int(idx.size), shown + (", ..." if idx.size > k else "")
+
+
+class Family:
+    """Base class: one likelihood family, declared once.
+
+    Class attributes
+    ----------------
+    name : str
+        The name used in ``Model(likelihood=...)``.
+    link : str
+        Link of the mean parameter (``"logit"``, ``"softmax"``).
+    parameters : tuple of str
+        Names of the distribution parameters the linear predictors feed (``"eta"``, ...).
+    multiclass : bool
+        Labels are ``(n, K)`` probability vectors.
+    supports_weights : bool
+        Row weights are part of the likelihood.
+    log_likelihood_kind : str
+        ``"density"`` (a normalized density of the label), ``"probability"`` (a pmf of a hard
+        label) or ``"cross_entropy"`` (the soft-label cross-entropy, not a density): pointwise
+        log-likelihoods (and LOO) compare only between fits of the same kind on the same
+        labels.
+    """
+
+    name: ClassVar[str] = ""
+    link: ClassVar[str] = "logit"
+    parameters: ClassVar[tuple[str, ...]] = ("eta",)
+    multiclass: ClassVar[bool] = False
+    supports_weights: ClassVar[bool] = False
+    log_likelihood_kind: ClassVar[str] = "density"
+
+    def options(self) -> dict:
+        """Family options (JSON-serializable) needed to rebuild it."""
+        return {}
+
+    # -- labels -----------------------------------------------------------------------------
+    def prepare_labels(self, labels, *, name="labels", index=None, n_ref=None):
+        """Validate the labels and return ``(labels the likelihood sees, info)``.
+
+        ``info`` is a dict of JSON-serializable facts recorded in the fit's attrs (keys
+        without the ``softbayes_`` prefix) and may hold a ``"warning"`` message. ``n_ref``
+        is the sample size of transformations that use one (the Beta squeeze of held-out
+        labels uses the training size).
+        """
+        n_classes = None if not self.multiclass else np.shape(labels)[1]
+        lab = validate_soft_labels(labels, name=name, n_classes=n_classes)
+        if not self.multiclass and lab.ndim != 1:
+            raise ValueError(f"{name}: the {self.name} family takes one label column.")
+        return lab, {}
+
+    # -- math (NumPy or PyTensor) -----------------------------------------------------------
+    def logp(self, labels, *, weights=None, **params):
+        """Pointwise log-likelihood, one value per observation."""
+        raise NotImplementedError
+
+    def mean(self, **params):
+        """:math:`E[y \\mid x]` (a probability vector for multiclass families)."""
+        raise NotImplementedError
+
+    def draws(self, rng, **params):
+        """Posterior-predictive draws of the labels (NumPy)."""
+        raise NotImplementedError
+
+    # -- model graph ------------------------------------------------------------------------
+    def add_likelihood(self, name, labels, *, weights=None, dims=None, **params):
+        """Add the likelihood term ``name`` to the model on the context stack."""
+        raise NotImplementedError
+
+
+class WeightedBernoulliFamily(Family):
+    """Soft-label cross-entropy ``w [l eta - softplus(eta)]`` as a registered Potential.
+
+    The seed's likelihood: each soft label ``l`` counts as ``l`` of a success and ``1 - l``
+    of a failure (equivalently, the weighted Bernoulli likelihood of the duplicated data
+    set). Built on :func:`softbayes.WeightedBernoulli`; draws are hard 0/1 labels.
+    """
+
+    name = "weighted_bernoulli"
+    supports_weights = True
+    log_likelihood_kind = "cross_entropy"
+
+    def logp(self, labels, *, weights=None, eta):
+        out = soft_bernoulli_logp(labels, eta)
+        return out if weights is None else weights * out
+
+    def mean(self, *, eta):
+        return ops(eta).sigmoid(eta)
+
+    def draws(self, rng, *, eta):
+        p = _sp.expit(eta)
+        return (rng.random(np.shape(p)) < p).astype(float)
+
+    def add_likelihood(self, name, labels, *, weights=None, dims=None, eta):
+        from softbayes.potentials import WeightedBernoulli
+
+        return WeightedBernoulli(name, labels=labels, logit_p=eta, weights=weights, dims=dims)
+
+
+class ContinuousBernoulliFamily(Family):
+    """Continuous Bernoulli on ``logit lambda = eta``; ``E[y] = `` CB mean of lambda."""
+
+    name = "continuous_bernoulli"
+
+    def logp(self, labels, *, weights=None, eta):
+        return cb_logp(labels, eta)
+
+    def mean(self, *, eta):
+        return cb_mean(eta)
+
+    def draws(self, rng, *, eta):
+        return cb_icdf(rng.random(np.shape(eta)), eta)
+
+    def add_likelihood(self, name, labels, *, weights=None, dims=None, eta):
+        from softbayes.distributions.continuous_bernoulli import ContinuousBernoulli
+
+        return ContinuousBernoulli(name, logit_p=eta, observed=labels, dims=dims)
+
+
+class BetaFamily(Family):
+    r"""Mean-precision Beta regression: ``y ~ Beta(mu phi, (1 - mu) phi)``, ``mu = sigmoid(eta)``.
+
+    The precision ``phi`` is a constant or has its own formula (log link). Labels must lie
+    strictly inside (0, 1): exact 0s and 1s are an error unless ``squeeze=True``, which
+    applies the Smithson--Verkuilen (2006) transformation ``(y (n - 1) + 1/2) / n``.
+    """
+
+    name = "beta"
+    parameters = ("eta", "phi")
+
+    def __init__(self, squeeze=False):
+        self.squeeze = bool(squeeze)
+
+    def options(self):
+        return {"squeeze": self.squeeze}
+
+    def prepare_labels(self, labels, *, name="labels", index=None, n_ref=None):
+        lab, info = super().prepare_labels(labels, name=name, index=index)
+        n = lab.shape[0] if n_ref is None else int(n_ref)
+        edge = (lab == 0.0) | (lab == 1.0)
+        if edge.any() and not self.squeeze:
+            count, shown = _rows(edge, index)
+            n0, n1 = int((lab == 0.0).sum()), int((lab == 1.0).sum())
+            raise ValueError(
+                f"{name}: {count} of {lab.shape[0]} labels are exactly 0 or 1 ({n0} zeros, "
+                f"{n1} ones; index {shown}), where the Beta density is 0 or infinite. Either pass "
+                "squeeze=True to apply the Smithson-Verkuilen squeeze (y(n-1)+1/2)/n "
+                "(recorded in the fit's attrs), or use a family that allows 0 and 1: "
+                "likelihood='continuous_bernoulli' or 'weighted_bernoulli'."
+            )
+        info = {"squeeze": int(self.squeeze), "n_squeezed": int(edge.sum()) if self.squeeze else 0}
+        if self.squeeze:
+            lab = (lab * (n - 1) + 0.5) / n
+        return lab, info
+
+    def logp(self, labels, *, weights=None, eta, phi):
+        xp = ops(labels, eta, phi)
+        mu = xp.sigmoid(eta)
+        a = mu * phi
+        b = (1.0 - mu) * phi
+        return (
+            _gammaln(phi) - _gammaln(a) - _gammaln(b)
+            + (a - 1.0) * xp.log(labels) + (b - 1.0) * xp.log1p(-labels)
+        )
+
+    def mean(self, *, eta, phi=None):
+        return ops(eta).sigmoid(eta)
+
+    def draws(self, rng, *, eta, phi):
+        mu = _sp.expit(eta)
+        mu, phi = np.broadcast_arrays(mu, phi)
+        return rng.beta(mu * phi, (1.0 - mu) * phi)
+
+    def add_likelihood(self, name, labels, *, weights=None, dims=None, eta, phi):
+        family = self
+
+        def logp(value, eta, phi):
+            return family.logp(value, eta=eta, phi=phi)
+
+        def random(eta, phi, rng=None, size=None):
+            mu = _sp.expit(eta)
+            return rng.beta(mu * phi, (1.0 - mu) * phi, size=size)
+
+        eta = pt.as_tensor_variable(eta)
+        phi = pt.as_tensor_variable(phi)
+        return pm.CustomDist(
+            name, eta, phi, logp=logp, random=random, observed=labels, dims=dims,
+            signature="(),()->()",
+        )
+
+
+class BernoulliFamily(Family):
+    """Hard-label baseline: labels thresholded at ``threshold`` (``l >= threshold`` -> 1).
+
+    The number of labels the cut changes (those not already 0 or 1) is reported in a
+    warning and recorded in the fit's attrs.
+    """
+
+    name = "bernoulli"
+    log_likelihood_kind = "probability"
+
+    def __init__(self, threshold=0.5):
+        threshold = float(threshold)
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must lie strictly between 0 and 1, got {threshold}.")
+        self.threshold = threshold
+
+    def options(self):
+        return {"threshold": self.threshold}
+
+    def prepare_labels(self, labels, *, name="labels", index=None, n_ref=None):
+        lab, _ = super().prepare_labels(labels, name=name, index=index)
+        soft = (lab != 0.0) & (lab != 1.0)
+        hard = (lab >= self.threshold).astype(float)
+        n_changed = int(soft.sum())
+        info = {"threshold": self.threshold, "n_thresholded": n_changed}
+        if n_changed:
+            info["warning"] = (
+                f"bernoulli family: {n_changed} of {lab.shape[0]} labels in {name} are soft "
+                f"(not 0 or 1) and were thresholded at {self.threshold:g} "
+                f"(label >= {self.threshold:g} -> 1); {int(hard[soft].sum())} became 1 and "
+                f"{int(n_changed - hard[soft].sum())} became 0. The information in the soft "
+                "labels is discarded; recorded in the fit's attrs as softbayes_n_thresholded."
+            )
+        return hard, info
+
+    def logp(self, labels, *, weights=None, eta):
+        return soft_bernoulli_logp(labels, eta)
+
+    def mean(self, *, eta):
+        return ops(eta).sigmoid(eta)
+
+    def draws(self, rng, *, eta):
+        p = _sp.expit(eta)
+        return (rng.random(np.shape(p)) < p).astype(float)
+
+    def add_likelihood(self, name, labels, *, weights=None, dims=None, eta):
+        return pm.Bernoulli(name, logit_p=eta, observed=labels, dims=dims)
+
+
+class SoftCategoricalFamily(Family):
+    """K classes: softmax of ``(0, eta_2, ..., eta_K)`` (first class is the reference),
+    probability-vector labels, soft-label cross-entropy ``sum_k l_k log softmax(eta)_k``
+    via :func:`softbayes.WeightedCategorical`. Draws are one-hot hard labels."""
+
+    name = "soft_categorical"
+    link = "softmax"
+    multiclass = True
+    supports_weights = True
+    log_likelihood_kind = "cross_entropy"
+
+    def logp(self, labels, *, weights=None, eta):
+        out = soft_categorical_logp(labels, eta)
+        return out if weights is None else weights * out
+
+    def mean(self, *, eta):
+        xp = ops(eta)
+        return xp.exp(xp.log_softmax(eta, axis=-1))
+
+    def draws(self, rng, *, eta):
+        p = _sp.softmax(eta, axis=-1)
+        k = p.shape[-1]
+        u = rng.random((*p.shape[:-1], 1))
+        idx = np.minimum((u >= np.cumsum(p, axis=-1)).sum(axis=-1), k - 1)
+        return np.eye(k)[idx]
+
+    def add_likelihood(self, name, labels, *, weights=None, dims=None, eta):
+        from softbayes.potentials import WeightedCategorical
+
+        obs_dim = dims[0] if isinstance(dims, tuple | list) else dims
+        return WeightedCategorical(name, labels=labels, logits=eta, weights=weights, dims=obs_dim)
+
+
+FAMILIES: dict[str, type[Family]] = {
+    cls.name: cls
+    for cls in (
+        WeightedBernoulliFamily,
+        ContinuousBernoulliFamily,
+        BetaFamily,
+        BernoulliFamily,
+        SoftCategoricalFamily,
+    )
+}
+
+
+def get_family(name, **options) -> Family:
+    """The family called ``name`` with its options (``threshold``, ``squeeze``)."""
+    if isinstance(name, Family):
+        return name
+    cls = FAMILIES.get(name)
+    if cls is None:
+        raise ValueError(f"Unknown likelihood {name!r}; choose one of {sorted(FAMILIES)}.")
+    accepted = {"bernoulli": {"threshold"}, "beta": {"squeeze"}}.get(name, set())
+    return cls(**{k: v for k, v in options.items() if k in accepted})

@@ -1,0 +1,255 @@
+r"""Predictions and average marginal effects from a fit, in NumPy on the posterior draws.
+
+Nothing here compiles a graph: the model is rebuilt from the fit
+(:meth:`softbayes.Model.from_fit`, a formula evaluation) and the family's single math
+definition (:mod:`softbayes.families`) is applied to the draws.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = ["marginal_effects", "predict"]
+
+KINDS = ("mean", "pp", "linear", "log_likelihood")
+
+
+def _model_of(fit, model):
+    if model is not None:
+        return model
+    from softbayes.model import Model
+
+    return Model.from_fit(fit, check=False)
+
+
+def _posterior(fit):
+    post = fit["posterior"]
+    return post.to_dataset() if hasattr(post, "to_dataset") else post
+
+
+def predict(fit, data=None, kind="mean", *, random_seed=None, new_groups="error", model=None):
+    r"""Posterior of :math:`E[y \mid x]`, posterior-predictive draws or log-likelihoods.
+
+    Parameters
+    ----------
+    fit : xarray.DataTree
+        A fit from :meth:`softbayes.Model.fit` (or :func:`softbayes.load_fit`).
+    data : pandas.DataFrame, optional
+        Rows to predict (default: the training data stored in the fit). Needs the
+        predictor columns; categorical predictors only training levels.
+    kind : {"mean", "pp", "linear", "log_likelihood"}
+        ``"mean"``: :math:`E[y \mid x]` per draw -- sigmoid of the linear predictor for
+        ``weighted_bernoulli`` and ``bernoulli``, the Continuous Bernoulli mean of
+        :math:`\lambda` (not :math:`\lambda`) for ``continuous_bernoulli``, :math:`\mu` for
+        ``beta``, the probability vector for ``soft_categorical``. ``"pp"``: one
+        posterior-predictive draw of the label per posterior draw (hard 0/1 labels or
+        one-hot rows for the cross-entropy and Bernoulli families, Continuous Bernoulli /
+        Beta draws otherwise). ``"linear"``: the linear predictor (logit / logits).
+        ``"log_likelihood"``: the pointwise log-likelihood of the labels in ``data`` (which
+        must then hold the label columns, and the weights column if the fit had one) --
+        out-of-sample log predictive densities for cross-validation.
+    random_seed : int, optional
+        Seed for ``"pp"`` draws and for ``new_groups="sample"``.
+    new_groups : {"error", "sample", "zero"}
+        Levels of a grouping factor unseen in training: an error, effects drawn from the
+        fitted group distribution, or zero (population-level prediction).
+    model : softbayes.Model, optional
+        The fit's model, to skip rebuilding it.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(chain, draw, obs)``, plus ``class`` for ``soft_categorical``; ``obs`` runs
+        over the rows of ``data`` in order.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
+    model = _model_of(fit, model)
+    post = _posterior(fit)
+    if data is not None:
+        model.check_new_data(data, labels=kind == "log_likelihood")
+    rows = model.data if data is None else data
+    rng = np.random.default_rng(random_seed)
+    params = model._params(post, rows, new_groups=new_groups, rng=rng)
+    fam = model.family
+    if kind == "mean":
+        values = fam.mean(**params)
+    elif kind == "linear":
+        values = params["eta"]
+    elif kind == "pp":
+        values = fam.draws(rng, **params)
+    else:
+        from softbayes.model import WEIGHTS_COLUMN
+
+        raw = model._raw_labels(rows)
+        labels, _ = fam.prepare_labels(raw, name=model._label_name(), index=rows.index,
+                                       n_ref=model.n_obs)
+        weights = None
+        if model.weights_column is not None:
+            if model.weights_column in rows.columns:
+                weights = rows[model.weights_column].to_numpy(dtype=float)
+            elif model.weights_column != WEIGHTS_COLUMN:
+                raise ValueError(
+                    f"data lacks the weights column {model.weights_column!r} of the fit."
+                )
+        values = fam.logp(labels, weights=weights, **params)
+    values = np.asarray(values, dtype=float)
+    dims = ["chain", "draw", "obs"]
+    coords = {
+        "chain": post["chain"].values,
+        "draw": post["draw"].values,
+        "obs": np.arange(len(rows)),
+    }
+    if values.ndim == 4:
+        dims.append("class")
+        coords["class"] = model.class_labels
+    name = {"mean": "mean", "pp": "labels", "linear": "eta", "log_likelihood": "labels"}[kind]
+    return xr.DataArray(values, dims=dims, coords=coords, name=name,
+                        attrs={"kind": kind, "softbayes_family": fam.name})
+
+
+def _interval(samples, prob, interval):
+    """Lower/upper bounds over the first axis (ETI or HDI)."""
+    if interval == "eti":
+        lo, hi = np.quantile(samples, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+        return lo, hi
+    if interval != "hdi":
+        raise ValueError(f"interval must be 'eti' or 'hdi', got {interval!r}.")
+    s = np.sort(samples, axis=0)
+    n = s.shape[0]
+    k = max(1, int(np.floor(prob * n)))
+    widths = s[k:] - s[: n - k]
+    i = np.argmin(widths, axis=0)
+    lo = np.take_along_axis(s, i[None], axis=0)[0]
+    hi = np.take_along_axis(s, (i + k)[None], axis=0)[0]
+    return lo, hi
+
+
+def marginal_effects(fit, data=None, variables=None, *, prob=0.94, interval="eti",
+                     eps=1e-4, new_groups="error", model=None):
+    r"""Average marginal effect of each predictor on :math:`E[y \mid x]`.
+
+    For a numeric predictor ``x``: the derivative :math:`\partial E[y \mid x] / \partial x`
+    by central finite difference (step ``eps * sd(x)`` on the training data), through every
+    term ``x`` enters (transformations, interactions, group-level slopes), averaged over the
+    rows of ``data``. For a categorical predictor: for each level, the average change in
+    :math:`E[y \mid x]` when every row is set to that level instead of the reference level
+    (the first of formulae's levels, the model's reference). Computed per posterior draw,
+    then summarized, so the interval is that of the average effect. On the mean scale,
+    different families are comparable side by side
+    (``pd.concat`` of their tables).
+
+    Parameters
+    ----------
+    fit : xarray.DataTree
+    data : pandas.DataFrame, optional
+        Rows to average over (default: the training data).
+    variables : list of str, optional
+        Predictor columns (default: every column in the population-level terms).
+    prob : float, default 0.94
+        Interval probability.
+    interval : {"eti", "hdi"}
+        Equal-tailed or highest-density interval.
+    eps : float
+        Relative finite-difference step.
+    new_groups : see :func:`predict`.
+    model : softbayes.Model, optional
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``family``, ``formula``, ``variable``, ``contrast`` (``"dE/dx"`` or
+        ``"level - reference"``), ``class`` (``soft_categorical`` only), ``estimate`` (the
+        posterior mean), ``sd``, ``lower``, ``upper``, ``prob``, ``interval``.
+    """
+    model = _model_of(fit, model)
+    post = _posterior(fit)
+    rows = (model.data if data is None else data).copy()
+    if data is not None:
+        model.check_new_data(rows)
+    design = model._main.design
+    common_vars = set()
+    categorical = set()
+    for t in design.common_terms:
+        term = design._dm.common.terms[t.name]
+        common_vars |= {v for v in term.var_names if v in model.predictor_columns}
+        categorical |= t.categorical_vars
+    if variables is None:
+        variables = sorted(common_vars)
+    else:
+        bad = [v for v in variables if v not in common_vars]
+        if bad:
+            raise ValueError(
+                f"variables {bad} are not population-level predictors of {model.formula!r} "
+                f"(those are {sorted(common_vars)})."
+            )
+    train = model.data
+    fam = model.family
+
+    def mean_of(frame):
+        return fam.mean(**model._params(post, frame, new_groups=new_groups,
+                                        rng=np.random.default_rng(0)))
+
+    out = []
+    for var in variables:
+        col = train[var]
+        is_cat = (
+            var in categorical
+            or isinstance(col.dtype, pd.CategoricalDtype)
+            or pd.api.types.is_bool_dtype(col.dtype)
+            or not pd.api.types.is_numeric_dtype(col.dtype)
+        )
+        if not is_cat:
+            sd = float(np.std(col.to_numpy(dtype=float), ddof=1)) if len(col) > 1 else 1.0
+            h = eps * (sd if sd > 0 else 1.0)
+            up, down = rows.copy(), rows.copy()
+            up[var] = rows[var].to_numpy(dtype=float) + h
+            down[var] = rows[var].to_numpy(dtype=float) - h
+            effects = [("dE/dx", (mean_of(up) - mean_of(down)) / (2 * h))]
+        else:
+            if var in design.levels:
+                levels = list(design.levels[var])
+            elif isinstance(col.dtype, pd.CategoricalDtype):
+                levels = list(col.cat.categories)
+            else:
+                levels = sorted(pd.unique(col), key=lambda v: (str(type(v)), v))
+            ref = levels[0]
+            base_frame = rows.copy()
+            base_frame[var] = pd.Series([ref] * len(rows), index=rows.index).astype(col.dtype)
+            base = mean_of(base_frame)
+            effects = []
+            for lev in levels[1:]:
+                f = rows.copy()
+                f[var] = pd.Series([lev] * len(rows), index=rows.index).astype(col.dtype)
+                effects.append((f"{lev} - {ref}", mean_of(f) - base))
+        for contrast, eff in effects:
+            ame = eff.mean(axis=2)  # (chain, draw[, class])
+            flat = ame.reshape((-1, *ame.shape[2:]))
+            lo, hi = _interval(flat, prob, interval)
+            est, sd = flat.mean(axis=0), flat.std(axis=0, ddof=1)
+            classes = model.class_labels if fam.multiclass else [None]
+            for k, cls in enumerate(classes):
+                idx = (k,) if fam.multiclass else ()
+                row = {
+                    "family": fam.name,
+                    "formula": model.formula,
+                    "variable": var,
+                    "contrast": contrast,
+                }
+                if fam.multiclass:
+                    row["class"] = cls
+                row.update({
+                    "estimate": float(est[idx]),
+                    "sd": float(sd[idx]),
+                    "lower": float(lo[idx]),
+                    "upper": float(hi[idx]),
+                    "prob": prob,
+                    "interval": interval,
+                })
+                out.append(row)
+    columns = ["family", "formula", "variable", "contrast"]
+    columns += ["class"] if fam.multiclass else []
+    columns += ["estimate", "sd", "lower", "upper", "prob", "interval"]
+    return pd.DataFrame(out, columns=columns)

@@ -1,0 +1,236 @@
+r"""Prior specifications for :class:`softbayes.Model`: the default rule and user overrides.
+
+Default rule (weakly informative, scaled to the predictors, as rstanarm's ``autoscale`` and
+Bambi do)
+------------------------------------------------------------------------------------------
+Every family's mean enters through a logit (binary families) or softmax with a reference
+class (``soft_categorical``), so one unit on the linear predictor is one unit of log-odds.
+
+* **Intercept**: ``Normal(0, 2.5)`` on the intercept *after centring the predictors*, i.e.
+  on the log-odds at the training means of the columns (the sampled variable is
+  ``Intercept_centered``; ``Intercept`` in the posterior is the usual, uncentred
+  intercept, a deterministic of it).
+* **Slopes**: ``Normal(0, 2.5 / sd(x_j))`` for design column ``j`` (``sd`` over the training
+  rows, ``ddof=1``; a dummy column of a categorical predictor, an interaction or a
+  transformation such as ``log(x)`` or ``scale(x)`` is a column like any other; a constant
+  column gets ``2.5``). A one-sd change of a predictor then has a prior sd of 2.5 log-odds.
+* **Group-level terms** ``(expr | g)``: non-centred, ``b = sigma * offset`` with
+  ``offset ~ Normal(0, 1)`` and ``sigma ~ HalfNormal(2.5 / sd(expr_j))`` for each column of
+  ``expr`` (``2.5`` for ``1|g``).
+* **Beta precision** ``phi`` (constant): ``LogNormal(mu=3, sigma=1.5)``: median 20, 95 %
+  between about 1 and 380, so neither the U-shaped ``phi < 1`` nor near-degenerate
+  ``phi > 1000`` is excluded, and the pull on a well-identified ``phi`` is a small fraction
+  of its posterior sd (a Gamma(2, 0.1), say, would shift a ``phi`` near 200 by more than a
+  posterior sd at n = 500). With ``phi_formula`` the same prior on the log scale,
+  ``phi_Intercept_centered ~ Normal(3, 1.5)``, and ``Normal(0, 1.5 / sd(z_j))`` for the
+  slopes of ``log phi``.
+
+Overrides
+---------
+``priors={key: spec}`` where ``key`` names a term as it appears in ``model.priors`` (the
+formulae term name: ``"Intercept"``, ``"x"``, ``"log(x)"``, ``"scale(z)"``, ``"g"`` for all
+dummy columns of a categorical ``g``, ``"x:z"``, ``"1|g"`` / ``"x|g"`` for the *sd* of a
+group-level term, ``"phi"``, and ``"phi_<term>"`` for the terms of ``phi_formula``) and
+``spec`` is a dict ``{"dist": "<PyMC distribution name>", **parameters}``, e.g.
+``{"x": {"dist": "Normal", "mu": 0, "sigma": 1}}``, ``{"1|g": {"dist": "HalfStudentT",
+"nu": 3, "sigma": 1}}``, ``{"phi": {"dist": "Gamma", "alpha": 2, "beta": 0.1}}``. A
+parameter may be a list with one value per column of the term (or per class for
+``soft_categorical``). A :class:`Prior` is accepted as well.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+
+__all__ = ["DEFAULT_SCALE", "Prior", "parse_prior"]
+
+#: Prior scale of one unit of a standardized predictor on the logit scale.
+DEFAULT_SCALE = 2.5
+#: Location and scale of the default prior on log(phi) (Beta family).
+PHI_LOG_MU = 3.0
+PHI_LOG_SCALE = 1.5
+
+
+def _plain(value):
+    """JSON-friendly version of a prior parameter (numbers or lists of numbers)."""
+    arr = np.asarray(value)
+    if arr.ndim == 0:
+        v = arr.item()
+        return float(v) if isinstance(v, float | np.floating | int | np.integer) else v
+    return [_plain(v) for v in arr]
+
+
+@dataclass(frozen=True)
+class Prior:
+    """One prior: a PyMC distribution name and its parameters.
+
+    Parameters
+    ----------
+    dist : str
+        Name of a PyMC distribution (``"Normal"``, ``"StudentT"``, ``"HalfNormal"``,
+        ``"Gamma"``, ``"LogNormal"``, ...).
+    kwargs : dict
+        Its parameters; scalars, or lists with one value per column of the term.
+    source : str
+        Where it comes from (``"user"`` or the default rule that produced it).
+    """
+
+    dist: str
+    kwargs: dict = field(default_factory=dict)
+    source: str = "user"
+
+    def __post_init__(self):
+        cls = getattr(pm, self.dist, None)
+        if not (isinstance(cls, type) and issubclass(cls, pm.Distribution)):
+            raise ValueError(
+                f"Unknown prior distribution {self.dist!r}; use the name of a PyMC "
+                "distribution such as 'Normal', 'StudentT', 'HalfNormal' or 'Gamma'."
+            )
+
+    def to_dict(self) -> dict:
+        """``{"dist": ..., **kwargs}``: the form accepted by ``priors=``."""
+        return {"dist": self.dist, **{k: _plain(v) for k, v in self.kwargs.items()}}
+
+    def describe(self) -> str:
+        """Short text such as ``Normal(mu=0, sigma=2.5)``."""
+
+        def fmt(v):
+            v = _plain(v)
+            if isinstance(v, list):
+                return "[" + ", ".join(fmt(x) for x in v) + "]"
+            return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+        args = ", ".join(f"{k}={fmt(v)}" for k, v in self.kwargs.items())
+        return f"{self.dist}({args})"
+
+    def build(self, name, *, shape, dims=None):
+        """Create the PyMC variable (inside a model context) with parameters broadcast."""
+        kwargs = {k: _broadcast_param(v, shape, name, k) for k, v in self.kwargs.items()}
+        cls = getattr(pm, self.dist)
+        if dims:
+            return cls(name, **kwargs, dims=dims)
+        return cls(name, **kwargs, shape=shape)
+
+    def check(self, name, shape):
+        """Raise a ValueError now (not at fit time) if the parameters do not fit."""
+        kwargs = {k: _broadcast_param(v, shape, name, k) for k, v in self.kwargs.items()}
+        try:
+            getattr(pm, self.dist).dist(**kwargs, shape=shape)
+        except Exception as err:
+            raise ValueError(
+                f"Prior for {name!r}: {self.describe()} is not a valid "
+                f"{self.dist} ({err})."
+            ) from err
+
+
+def _broadcast_param(value, shape, name, key):
+    """Per-column parameters (first axis) are broadcast over the trailing (class) axis."""
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim == 0 or not shape:
+        if arr.ndim > 0 and arr.size != 1:
+            raise ValueError(
+                f"Prior for {name!r}: parameter {key!r} has {arr.size} values but the "
+                "parameter is a scalar."
+            )
+        return float(arr.reshape(-1)[0]) if arr.ndim else float(arr)
+    shape = tuple(shape)
+    if arr.shape == shape[: arr.ndim]:
+        return arr.reshape(arr.shape + (1,) * (len(shape) - arr.ndim))
+    try:
+        np.broadcast_to(arr, shape)
+    except ValueError as err:
+        raise ValueError(
+            f"Prior for {name!r}: parameter {key!r} has shape {arr.shape}, which does not "
+            f"fit the parameter's shape {shape} (give a scalar or one value per column)."
+        ) from err
+    return arr
+
+
+def parse_prior(key, spec) -> Prior:
+    """A :class:`Prior` from a user spec (dict with ``"dist"`` or a Prior)."""
+    if isinstance(spec, Prior):
+        return spec
+    if isinstance(spec, dict):
+        spec = dict(spec)
+        dist = spec.pop("dist", None)
+        if not isinstance(dist, str):
+            raise ValueError(
+                f"Prior for {key!r}: give a dict with a 'dist' entry, e.g. "
+                "{'dist': 'Normal', 'mu': 0, 'sigma': 1}."
+            )
+        return Prior(dist, spec, "user")
+    raise ValueError(
+        f"Prior for {key!r}: expected a dict such as {{'dist': 'Normal', 'mu': 0, "
+        f"'sigma': 1}} or a softbayes.priors.Prior, got {type(spec).__name__}."
+    )
+
+
+def column_sd(x) -> np.ndarray:
+    """Sample sd of each column (1 where a column is constant)."""
+    x = np.asarray(x, dtype=float)
+    if x.shape[0] < 2:
+        return np.ones(x.shape[1])
+    sd = x.std(axis=0, ddof=1)
+    return np.where(sd > 0, sd, 1.0)
+
+
+def slope_prior(x, scale=DEFAULT_SCALE) -> Prior:
+    """``Normal(0, scale / sd(x_j))`` for the columns ``x`` of one term."""
+    sd = column_sd(x)
+    sigma = scale / sd
+    return Prior(
+        "Normal",
+        {"mu": 0.0, "sigma": float(sigma[0]) if sigma.size == 1 else sigma.tolist()},
+        f"default: Normal(0, {scale:g}/sd(x))",
+    )
+
+
+def intercept_prior(mu=0.0, scale=DEFAULT_SCALE) -> Prior:
+    return Prior(
+        "Normal", {"mu": float(mu), "sigma": float(scale)},
+        f"default: Normal({mu:g}, {scale:g}) after centring",
+    )
+
+
+def group_sd_prior(x_expr, scale=DEFAULT_SCALE) -> Prior:
+    sd = column_sd(x_expr)
+    sigma = scale / sd
+    return Prior(
+        "HalfNormal",
+        {"sigma": float(sigma[0]) if sigma.size == 1 else sigma.tolist()},
+        f"default: HalfNormal({scale:g}/sd(expr))",
+    )
+
+
+def phi_prior() -> Prior:
+    return Prior(
+        "LogNormal", {"mu": PHI_LOG_MU, "sigma": PHI_LOG_SCALE},
+        f"default: LogNormal({PHI_LOG_MU:g}, {PHI_LOG_SCALE:g})",
+    )
+
+
+def priors_table(entries) -> pd.DataFrame:
+    """Readable table: one row per term (``entries`` = [(key, param, Prior, role)])."""
+    rows = [
+        {
+            "term": key,
+            "parameter": param,
+            "role": role,
+            "prior": prior.describe(),
+            "source": prior.source,
+        }
+        for key, param, prior, role in entries
+    ]
+    return pd.DataFrame(rows, columns=["term", "parameter", "role", "prior", "source"]).set_index(
+        "term"
+    )
+
+
+def priors_to_json(priors: dict) -> str:
+    """JSON of ``{term: {"dist": ..., **kwargs}}`` (for the fit's attrs)."""
+    return json.dumps({k: p.to_dict() for k, p in priors.items()}, sort_keys=True)
