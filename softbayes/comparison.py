@@ -347,24 +347,32 @@ def _kfold(rec: _Record, folds: np.ndarray, *, seed, refit_kwargs, progress):
     if rec.family == "beta" and "squeeze" in opts:
         fam_kw["squeeze"] = bool(opts["squeeze"])
     n_samples = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        # one model of the formula for all folds: each fold swaps its training rows in
+        # (Model.set_data), reusing the compiled sampler; the formula state (levels,
+        # scale() parameters) is that of all rows, so every group level has a parameter
+        sub = Model(
+            attrs["softbayes_formula"],
+            frame,
+            likelihood=rec.family,
+            priors=model.priors_dict(),
+            phi_formula=attrs.get("softbayes_phi_formula") or None,
+            weights=opts.get("weights"),
+            extra_namespace=model.extra_namespace or None,
+            _quiet=True,
+            **fam_kw,
+        )
     for j in range(k):
         test = np.flatnonzero(folds == j)
         train = np.flatnonzero(folds != j)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            sub = Model(
-                attrs["softbayes_formula"],
-                frame.iloc[train].reset_index(drop=True),
-                likelihood=rec.family,
-                priors=model.priors_dict(),
-                phi_formula=attrs.get("softbayes_phi_formula") or None,
-                weights=opts.get("weights"),
-                extra_namespace=model.extra_namespace or None,
-                **fam_kw,
-            )
+            sub.set_data(frame.iloc[train].reset_index(drop=True))
             fit_j = sub.fit(random_seed=int(seed) + 7919 * (j + 1), **fit_kwargs)
         held = frame.iloc[test].reset_index(drop=True)
-        # a group level absent from the training folds is predicted as a new group
+        # a group level absent from the training rows keeps its prior-drawn effect (the
+        # fitted group distribution), as new_groups="sample" would draw it
         ll = predict(
             fit_j, held, kind="log_likelihood", model=sub, new_groups="sample", random_seed=seed
         )
@@ -452,6 +460,9 @@ class Comparison:
         The K-fold assignment (fold index 0..K-1 per observation) when K-fold was used.
     method : str
         Weighting method passed to ``arviz.compare``.
+    failed : dict
+        Fit -> why it was left out (its PSIS-LOO failed, e.g. stuck chains); such fits are
+        in no table, and :attr:`warnings` carries the reason and their diagnostics.
     """
 
     names: list[str]
@@ -473,6 +484,7 @@ class Comparison:
     method: str = "stacking"
     n_bins: int = 10
     notes: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
     _records: dict[str, _Record] = field(default_factory=dict, repr=False)
 
     # -- text -------------------------------------------------------------------------------
@@ -757,7 +769,9 @@ def compare(
     ------
     ValueError
         Fits of different labels or observations (the message names them), a cross-group
-        ELPD ranking without the override, unknown scores or options.
+        ELPD ranking without the override, unknown scores or options, or PSIS-LOO failing
+        for every fit. (A fit whose PSIS-LOO fails is otherwise left out, see
+        :attr:`Comparison.failed`.)
     """
     if not isinstance(fits, Mapping) or not fits:
         raise ValueError("fits must be a non-empty mapping of names to softbayes fits.")
@@ -779,6 +793,30 @@ def compare(
     records = {str(name): _record(str(name), fit) for name, fit in fits.items()}
     recs = list(records.values())
     _check_same_observations(recs)
+
+    # PSIS-LOO first. A fit whose PSIS fails (ArviZ raises e.g. "All tail values are the
+    # same" when stuck chains give constant log-likelihood draws) is left out with a warning
+    # and its diagnostics, so that the other fits are still compared.
+    first_loo: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    for r in recs:
+        try:
+            first_loo[r.name] = _loo(r)
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
+            failed[r.name] = f"{type(err).__name__}: {err}"
+    failed_warns: list[str] = []
+    for name, why in failed.items():
+        failed_warns.append(
+            f"{name}: left out of the comparison: PSIS-LOO failed ({why}). Its log-likelihood "
+            "draws are degenerate, typically because the chains are stuck; see its "
+            "diagnostics, and refit it (more tuning, a higher target_accept)."
+        )
+        failed_warns.extend(diagnose_fit(records[name].fit, name=name).warnings)
+    if failed and len(failed) == len(recs):
+        raise ValueError("No fit could be compared: " + " | ".join(failed_warns))
+    if failed:
+        records = {n: r for n, r in records.items() if n not in failed}
+        recs = list(records.values())
 
     groups: dict[str, list[str]] = {}
     for r in recs:
@@ -802,13 +840,13 @@ def compare(
     labels = _soft_labels(recs[0])
     for r in recs:
         r.labels = labels
-    warns: list[str] = []
+    warns: list[str] = list(failed_warns)
     notes: list[str] = [note for r in recs for note in r.notes]
 
     # -- PSIS-LOO, diagnostics ----------------------------------------------------------------
     from softbayes.predict import predict
 
-    elpd_data = {r.name: _loo(r) for r in recs}
+    elpd_data = {r.name: first_loo[r.name] for r in recs}
     fit_diag = {r.name: diagnose_fit(r.fit, name=r.name, elpd_data=elpd_data[r.name]) for r in recs}
     unreliable = [
         name for name, d in fit_diag.items() if (d.n_k_bad or 0) + (d.n_k_very_bad or 0) > 0
@@ -946,5 +984,6 @@ def compare(
         method=method,
         n_bins=n_bins,
         notes=notes,
+        failed=failed,
         _records=records,
     )

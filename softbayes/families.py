@@ -185,6 +185,17 @@ class ContinuousBernoulliFamily(Family):
         return ContinuousBernoulli(name, logit_p=eta, observed=labels, dims=dims)
 
 
+def _beta_shapes(eta, phi):
+    """``(mu phi, (1 - mu) phi)`` for NumPy's beta sampler, never exactly 0.
+
+    ``1 - mu`` is ``sigmoid(-eta)`` (``1 - sigmoid(eta)`` is 0 for eta > 37, and NumPy's
+    sampler refuses a shape of 0); a shape that underflows is raised to the smallest normal
+    double, whose draws are the limit (0 or 1).
+    """
+    tiny = np.finfo(np.float64).tiny
+    return (np.maximum(_sp.expit(eta) * phi, tiny), np.maximum(_sp.expit(-eta) * phi, tiny))
+
+
 class BetaFamily(Family):
     r"""Mean-precision Beta regression: ``y ~ Beta(mu phi, (1 - mu) phi)``, ``mu = sigmoid(eta)``.
 
@@ -223,9 +234,8 @@ class BetaFamily(Family):
 
     def logp(self, labels, *, weights=None, eta, phi):
         xp = ops(labels, eta, phi)
-        mu = xp.sigmoid(eta)
-        a = mu * phi
-        b = (1.0 - mu) * phi
+        a = xp.sigmoid(eta) * phi
+        b = xp.sigmoid(-eta) * phi  # not (1 - mu) phi: that cancels to 0 for eta > 37
         return (
             _gammaln(phi) - _gammaln(a) - _gammaln(b)
             + (a - 1.0) * xp.log(labels) + (b - 1.0) * xp.log1p(-labels)
@@ -235,9 +245,8 @@ class BetaFamily(Family):
         return ops(eta).sigmoid(eta)
 
     def draws(self, rng, *, eta, phi):
-        mu = _sp.expit(eta)
-        mu, phi = np.broadcast_arrays(mu, phi)
-        return rng.beta(mu * phi, (1.0 - mu) * phi)
+        eta, phi = np.broadcast_arrays(eta, phi)
+        return rng.beta(*_beta_shapes(eta, phi))
 
     def add_likelihood(self, name, labels, *, weights=None, dims=None, eta, phi):
         family = self
@@ -246,8 +255,7 @@ class BetaFamily(Family):
             return family.logp(value, eta=eta, phi=phi)
 
         def random(eta, phi, rng=None, size=None):
-            mu = _sp.expit(eta)
-            return rng.beta(mu * phi, (1.0 - mu) * phi, size=size)
+            return rng.beta(*_beta_shapes(eta, phi), size=size)
 
         eta = pt.as_tensor_variable(eta)
         phi = pt.as_tensor_variable(phi)
@@ -322,8 +330,11 @@ class SoftCategoricalFamily(Family):
         return out if weights is None else weights * out
 
     def mean(self, *, eta):
-        xp = ops(eta)
-        return xp.exp(xp.log_softmax(eta, axis=-1))
+        # softmax itself (exp(eta - max) / sum): exp(log_softmax) carries the rounding of the
+        # log-sum-exp, an ulp of the largest logit, into every probability
+        if ops(eta).symbolic:
+            return pt.special.softmax(eta, axis=-1)
+        return _sp.softmax(eta, axis=-1)
 
     def draws(self, rng, *, eta):
         p = _sp.softmax(eta, axis=-1)

@@ -189,8 +189,14 @@ def load_fit(path, *, check=True):
         Loaded into memory (the file is closed), ready for :func:`softbayes.predict`.
     """
     engine = "zarr" if _is_zarr(path) else None
-    with xr.open_datatree(path, engine=engine) as tree:
-        fit = tree.load().copy()
+    try:
+        with xr.open_datatree(path, engine=engine) as tree:
+            fit = tree.load().copy()
+    except (ValueError, OSError, KeyError) as err:  # not netCDF/zarr, truncated, unreadable
+        raise ValueError(
+            f"{os.fspath(path)!r} cannot be read as a softbayes fit (a netCDF file or a zarr "
+            f"store written by softbayes): {type(err).__name__}: {err}"
+        ) from err
     if "softbayes_family" not in fit.attrs:
         raise ValueError(
             f"{os.fspath(path)!r} is not a softbayes fit (no 'softbayes_family' attribute)."

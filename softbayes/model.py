@@ -62,6 +62,7 @@ from softbayes.design import (
     DEFAULT_NAMESPACE,
     LinearDesign,
     check_columns,
+    check_predictor_types,
     parse_formula,
     rhs_variables,
     strip_tilde,
@@ -93,6 +94,7 @@ __all__ = ["LOGLIK_VAR", "Model"]
 #: Name of the likelihood term, its ``log_likelihood`` variable and ``observed_data`` entry.
 LOGLIK_VAR = "labels"
 LABELS_DATA = "labels_data"
+WEIGHTS_DATA = "weights_data"
 CLASS_DIM = "class"
 CLASS_REDUCED_DIM = "class_reduced"
 WEIGHTS_COLUMN = "__weights__"
@@ -164,9 +166,12 @@ class _Predictor:
     def build(self, priors):
         """The linear predictor (n,) or (n, K-1) as a PyTensor expression."""
         d = self.design
-        n = d.n
+        # Data containers (pm.Data, flexible number of rows) so that a compiled model can be
+        # refitted on new rows (softbayes.refit); names from data_names().
+        names = self.data_names()
+        xc = pm.Data(names["X"], d.X - d.means)
+        n = xc.shape[0]
         eta = pt.zeros((n, *self.cls))
-        xc = d.X - d.means
         if d.intercept:
             a = priors[self.key("Intercept")].build(
                 self.var("Intercept_centered"), shape=self.cls, dims=self._dims()
@@ -179,7 +184,7 @@ class _Predictor:
             shape = ((p,) if p > 1 else ()) + self.cls
             beta = priors[self.key(t.name)].build(self.var(t.name), shape=shape, dims=dims)
             beta = pt.reshape(beta, (p, *self.cls))
-            eta = eta + pt.tensordot(pt.as_tensor(xc[:, t.columns]), beta, axes=[[1], [0]])
+            eta = eta + pt.tensordot(xc[:, t.columns], beta, axes=[[1], [0]])
             if d.intercept:
                 shift = shift + pt.tensordot(
                     pt.as_tensor(d.means[t.columns]), beta, axes=[[0], [0]]
@@ -202,9 +207,20 @@ class _Predictor:
             b = pm.Deterministic(self.var(g.name), sigma * offset,
                                  dims=self._dims(fdim, *edims))
             b = pt.reshape(b, (n_groups, q, *self.cls))
-            xe_t = pt.as_tensor(xe.reshape((n, q) + (1,) * len(self.cls)))
-            eta = eta + pt.sum(xe_t * b[idx], axis=1)
+            xe_d = pm.Data(names[f"Z:{g.name}"], xe)
+            idx_d = pm.Data(names[f"index:{g.name}"], np.asarray(idx, dtype=np.int64))
+            xe_t = pt.reshape(xe_d, (n, q) + (1,) * len(self.cls))
+            eta = eta + pt.sum(xe_t * b[idx_d], axis=1)
         return eta
+
+    def data_names(self):
+        """Names of this predictor's data containers: ``{"X": ..., "Z:<term>": ...,
+        "index:<term>": ...}``."""
+        out = {"X": self.var("X__data")}
+        for g in self.design.group_terms:
+            out[f"Z:{g.name}"] = self.var(f"{g.name}__Z_data")
+            out[f"index:{g.name}"] = self.var(f"{g.name}__index_data")
+        return out
 
     # -- NumPy on posterior draws -----------------------------------------------------------
     def _draws(self, posterior, name, dims, canonical):
@@ -365,6 +381,7 @@ class Model:
             extra[WEIGHTS_COLUMN] = w
         used = list(self.label_columns) + pred_cols
         check_columns(data, used + ([weights] if isinstance(weights, str) else []))
+        check_predictor_types(data, pred_cols, rhs + " " + (self.phi_formula or ""))
         frame = data[used + ([weights] if isinstance(weights, str) else [])].copy()
         for k, v in extra.items():
             frame[k] = v
@@ -395,6 +412,16 @@ class Model:
             phi_design = LinearDesign(self.phi_formula, frame, self.namespace)
             self._phi = _Predictor(phi_design, "phi_", None, None, intercept_mu=PHI_LOG_MU,
                                    scale=PHI_LOG_SCALE)
+        if design.intercept and not _quiet:
+            const = [lab for j, lab in enumerate(design.common_labels)
+                     if j > 0 and np.ptp(design.X[:, j]) == 0]
+            if const:
+                warnings.warn(
+                    f"Design column(s) {const} are constant (the same value in every row): "
+                    "next to the intercept their coefficients are not identified by the data, "
+                    "only by their priors. Drop them from the formula unless that is intended.",
+                    UserWarning, stacklevel=2,
+                )
         n_coef = design.X.shape[1] + (
             (self._phi.design.X.shape[1] if self._phi else 1) if self.family.name == "beta"
             else 0
@@ -466,6 +493,23 @@ class Model:
             self._compiled = self._compiled.with_data(**{LABELS_DATA: self.labels})
         return self
 
+    def set_data(self, data, *, weights=None):
+        """Replace the rows by ``data`` (same formula), keeping the compiled sampler.
+
+        New rows are evaluated with the stored formula state (levels, ``scale()``
+        parameters, centring) and the priors are kept; the next :meth:`fit` reuses the
+        compiled model (nutpie's ``with_data``). See :func:`softbayes.refit.set_data`.
+        """
+        from softbayes.refit import set_data
+
+        return set_data(self, data, weights=weights)
+
+    def refit(self, data=None, labels=None, *, weights=None, **fit_kwargs):
+        """:meth:`set_data` and/or :meth:`set_labels`, then :meth:`fit` without recompiling."""
+        from softbayes.refit import refit
+
+        return refit(self, data, labels, weights=weights, **fit_kwargs)
+
     # -- priors -----------------------------------------------------------------------------
     def _prior_entries(self):
         entries = list(self._main.entries())
@@ -528,7 +572,7 @@ class Model:
             labels = pm.Data(LABELS_DATA, self.labels, dims=self._label_dims())
             eta = self._main.build(self._priors)
             if self.family.multiclass:
-                eta = pt.concatenate([pt.zeros((self.n_obs, 1)), eta], axis=1)
+                eta = pt.concatenate([pt.zeros((eta.shape[0], 1)), eta], axis=1)
             params = {"eta": eta}
             if self.family.name == "beta":
                 if self._phi is None:
@@ -536,7 +580,13 @@ class Model:
                 else:
                     params["phi"] = pt.exp(self._phi.build(self._priors))
             dims = self._label_dims() if not self.family.multiclass else OBS_DIM
-            self.family.add_likelihood(LOGLIK_VAR, labels, weights=self.weights, dims=dims,
+            weights = self.weights
+            if self.family.supports_weights:
+                # a container (unit weights if none) so that refits and ADVI minibatches can
+                # swap or rescale the rows' weights (softbayes.refit, softbayes.approx)
+                weights = pm.Data(WEIGHTS_DATA, np.ones(self.n_obs) if weights is None
+                                  else weights)
+            self.family.add_likelihood(LOGLIK_VAR, labels, weights=weights, dims=dims,
                                        **params)
         return m
 
@@ -572,7 +622,8 @@ class Model:
 
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, draws=1000, tune=1000, chains=4, random_seed=None, sampler=None, *,
-            cores=None, progressbar=False, log_likelihood=True, **kwargs):
+            cores=None, progressbar=False, log_likelihood=True, calibrate=None,
+            method="nuts", **kwargs):
         """Sample the posterior and return an ArviZ DataTree (see the module docstring).
 
         Parameters
@@ -590,28 +641,60 @@ class Model:
         log_likelihood : bool, default True
             Add the pointwise ``log_likelihood`` group (through
             :func:`softbayes.compute_log_likelihood`).
+        calibrate : {None, "dispersion", "sandwich"}, default None
+            Calibrate the posterior spread to the noise of the labels
+            (``weighted_bernoulli``, ``continuous_bernoulli``, ``soft_categorical``; see
+            :mod:`softbayes.calibration`): ``"dispersion"`` multiplies the log-likelihood by
+            ``1/phi_hat`` (Pearson dispersion at the posterior mode), ``"sandwich"`` maps the
+            draws to the sandwich covariance around the mode. Recorded in the attrs
+            ``softbayes_calibration``; every fit of those families records
+            ``softbayes_dispersion`` and warns when it is outside [0.5, 2].
+        method : {"nuts", "laplace", "advi", "pathfinder"}, default "nuts"
+            ``"nuts"`` samples with ``sampler``; the others are approximations for large n
+            (``chains`` x ``draws`` draws of the approximate posterior; ``tune`` and
+            ``sampler`` unused): see :mod:`softbayes.approx`. Recorded in the attrs
+            ``softbayes_method``.
         **kwargs
-            Passed to ``nutpie.sample`` or ``pm.sample`` (e.g. ``target_accept``).
+            Passed to ``nutpie.sample`` or ``pm.sample`` (e.g. ``target_accept``), or to the
+            approximation (see :func:`softbayes.approx.fit_approx`).
 
         Returns
         -------
         xarray.DataTree
         """
+        if method != "nuts":
+            from softbayes.approx import fit_approx
+
+            return fit_approx(self, method, draws=draws, chains=chains,
+                              random_seed=random_seed, log_likelihood=log_likelihood,
+                              calibrate=calibrate, progressbar=progressbar, **kwargs)
+        from softbayes import calibration
+
+        plan = calibration.plan_fit(self, calibrate)
         sampler = _resolve_sampler(sampler)
         if random_seed is None:
             random_seed = int(np.random.SeedSequence().generate_state(1)[0] % (2**31))
         random_seed = int(random_seed)
         cores = cores or min(chains, os.cpu_count() or 1)
-        model = self.pymc_model
+        model = self.pymc_model if plan.sampling_model is None else plan.sampling_model
         if sampler == "nutpie":
             import nutpie
 
-            if self._compiled is None:
-                self._compiled = nutpie.compile_pymc_model(model)
+            if plan.sampling_model is not None:  # tempered: compiled for this fit only
+                compiled = nutpie.compile_pymc_model(model)
+            else:
+                if self._compiled is None:
+                    self._compiled = nutpie.compile_pymc_model(model)
+                compiled = self._compiled
             t0 = time.time()
-            idata = nutpie.sample(self._compiled, draws=draws, tune=tune, chains=chains,
-                                  cores=cores, seed=random_seed, save_warmup=False,
-                                  progress_bar=progressbar, **kwargs)
+            try:
+                idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
+                                      cores=cores, seed=random_seed, save_warmup=False,
+                                      progress_bar=progressbar, **kwargs)
+            except RuntimeError as err:
+                if "initialization points failed" not in str(err):
+                    raise
+                raise _start_failure(err, model) from None
             idata["posterior"].attrs["sampling_time"] = time.time() - t0
         else:
             kwargs.setdefault("compute_convergence_checks", False)
@@ -621,12 +704,16 @@ class Model:
         for group in ("observed_data", "constant_data", "log_likelihood"):
             if group in idata.children:
                 del idata[group]
+        idata = plan.adjust(self, idata)  # calibrate="sandwich": adjusted draws
         if log_likelihood:
             from softbayes.log_likelihood import compute_log_likelihood
 
-            compute_log_likelihood(idata, model=model)
+            compute_log_likelihood(idata, model=self.pymc_model)
         self._add_groups(idata)
         idata.attrs.update(self._attrs(sampler, random_seed, draws, tune, chains))
+        idata.attrs["softbayes_method"] = "nuts"
+        idata.attrs.update(plan.finish(self, idata))
+        calibration.warn_messages(plan, stacklevel=3)
         return idata
 
     def _add_groups(self, idata):
@@ -746,6 +833,29 @@ class Model:
         for key, _, prior, _ in self._prior_rows:
             lines.append(f"    {key}: {prior.describe()}")
         return "\n".join(lines)
+
+
+def _start_failure(err, model):
+    """One readable SamplingError for nutpie's 'All initialization points failed'."""
+    terms = ""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            logps = model.point_logps()
+        bad = [f"{k} ({v})" for k, v in logps.items() if not np.isfinite(v)]
+        if bad:
+            terms = " Not finite at the model's initial point: " + ", ".join(bad) + "."
+    except Exception:  # the diagnosis is a courtesy; the error below is what matters
+        pass
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    cause = next((ln for ln in lines[1:] if not ln.startswith(("Caused by", "Stack"))), "")
+    return pm.exceptions.SamplingError(
+        "No chain could start: the log-density (or its gradient) was not finite at any initial "
+        f"point the sampler tried.{terms} Check the priors (e.g. one that puts a parameter at "
+        "infinity), extreme predictor values (standardize them with scale(x)) and any "
+        f"init_mean passed to fit. (nutpie: {lines[0] if lines else err}"
+        f"{'; ' + cause if cause else ''})"
+    )
 
 
 def _resolve_sampler(sampler):

@@ -162,13 +162,21 @@ def _register(name, kind, rows, n_rows, obs_index, dims, model):
     return pot
 
 
-def _weighted(rows, w, *, guard_zero):
+def _weighted(rows, w, *, guard_zero, symbolic=None):
     if w is None:
         return rows
+    wg = w if symbolic is None else symbolic  # pm.Data weights stay symbolic (data swaps)
     if guard_zero and np.any(w == 0):
         # 0 * (-inf) would be NaN: a zero-weight row contributes exactly nothing.
-        return pt.switch(w == 0, 0.0, w * rows)
-    return w * rows
+        return pt.switch(wg == 0, 0.0, wg * rows)
+    return wg * rows
+
+
+def _weight_values(weights, n_rows):
+    if weights is None:
+        return None, None
+    values, symbolic = _label_values(weights, "weights")
+    return validate_weights(values, n_rows, name="weights"), symbolic
 
 
 def WeightedBernoulli(
@@ -228,7 +236,7 @@ def WeightedBernoulli(
             f"{lab.shape}; for probability vectors use WeightedCategorical."
         )
     n_rows = lab.shape[0]
-    w = None if weights is None else validate_weights(weights, n_rows, name="weights")
+    w, w_symbolic = _weight_values(weights, n_rows)
     param = logit_p if p is None else p
     check_parameter_shape(lab.shape, param, param_name="logit_p" if p is None else "p", name=name)
     graph_labels = pt.as_tensor_variable(lab) if symbolic is None else symbolic
@@ -238,8 +246,9 @@ def WeightedBernoulli(
     else:
         rows = soft_bernoulli_logp_p(graph_labels, param)
     if rows.type.shape != (n_rows,):
-        rows = pt.broadcast_to(rows, (n_rows,))
-    rows = _weighted(rows, w, guard_zero=p is not None)
+        # the labels' symbolic shape, so that pm.Data / nutpie data swaps may change n
+        rows = pt.broadcast_to(rows, graph_labels.shape)
+    rows = _weighted(rows, w, guard_zero=p is not None, symbolic=w_symbolic)
     return _register(name, "bernoulli", rows, n_rows, obs_index, dims, model)
 
 
@@ -276,14 +285,14 @@ def WeightedCategorical(
             f"{lab.shape}; for binary soft labels use WeightedBernoulli."
         )
     n_rows = lab.shape[0]
-    w = None if weights is None else validate_weights(weights, n_rows, name="weights")
+    w, w_symbolic = _weight_values(weights, n_rows)
     param = logits if p is None else p
     check_parameter_shape(lab.shape, param, param_name="logits" if p is None else "p", name=name)
     graph_labels = pt.as_tensor_variable(lab) if symbolic is None else symbolic
     param = pt.as_tensor_variable(param)
     if p is None:
-        rows = soft_categorical_logp(graph_labels, pt.broadcast_to(param, lab.shape))
+        rows = soft_categorical_logp(graph_labels, pt.broadcast_to(param, graph_labels.shape))
     else:
-        rows = soft_categorical_logp_p(graph_labels, pt.broadcast_to(param, lab.shape))
-    rows = _weighted(rows, w, guard_zero=p is not None)
+        rows = soft_categorical_logp_p(graph_labels, pt.broadcast_to(param, graph_labels.shape))
+    rows = _weighted(rows, w, guard_zero=p is not None, symbolic=w_symbolic)
     return _register(name, "categorical", rows, n_rows, obs_index, dims, model)

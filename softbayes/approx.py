@@ -1,0 +1,348 @@
+"""Posterior approximations for large n: Laplace, ADVI (minibatch) and Pathfinder.
+
+``Model.fit(method=...)`` with
+
+* ``"laplace"`` -- the mode of the log posterior in the *unconstrained* space (log of the
+  Jacobian included, the space NUTS samples in), found by L-BFGS on the compiled logp and
+  gradient, and the Hessian there by central differences of the analytic gradient
+  (``2 d`` gradient evaluations); draws from ``N(mode, (-H)^{-1})`` are mapped back through
+  the transforms and the deterministics. Exact as ``n -> infinity`` for these GLMs.
+* ``"advi"`` -- mean-field ADVI (``pm.fit(method="advi")``) started at the Laplace mode with
+  the Laplace marginal sds (so that a short, small-step run refines rather than searches).
+  For ``weighted_bernoulli`` / ``soft_categorical`` with ``n > minibatch_threshold`` (or
+  ``batch_size=`` given) the data containers are replaced by ``pm.Minibatch`` views; the
+  likelihood is a ``pm.Potential``, which PyMC does *not* scale by ``total_size``, so the
+  rows' weights are replaced by ``weights * n / batch_size``: the minibatch log-likelihood
+  is then an unbiased estimate of the full one (tested). Other families fit full-batch.
+* ``"pathfinder"`` -- ``pymc_extras.fit_pathfinder`` when pymc-extras is installed (it is
+  not a dependency); otherwise a clear ImportError.
+
+The posterior group has dims ``(chain, draw)`` like MCMC (``chains`` x ``draws``
+independent draws), so ``predict`` and ``compare`` work. The attrs record
+``softbayes_method`` (and ``softbayes_sampler`` = the method). The pointwise
+log-likelihood is computed as for MCMC; when ``chains * draws * n`` exceeds
+``max_log_likelihood_values`` (default 2**27, 1 GiB) it is computed on the first
+``draws`` of each chain that fit (attr ``softbayes_log_likelihood_draws``): the
+``log_likelihood`` group then has fewer draws than the posterior.
+
+Memory at n = 1e7, d = 10: the data frame, the formula's design matrix and its centred copy
+in the graph are ~0.8 GB each; the Laplace fit itself needs O(d^2).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["METHODS", "fit_approx", "laplace_mode", "minibatch_replacements"]
+
+METHODS = ("nuts", "laplace", "advi", "pathfinder")
+
+
+# -- unconstrained space -------------------------------------------------------------------
+class _Flat:
+    """Ravel / unravel the model's value variables (unconstrained space)."""
+
+    def __init__(self, pm_model, point):
+        self.names = [v.name for v in pm_model.value_vars]
+        self.shapes = [np.shape(point[n]) for n in self.names]
+        self.sizes = [int(np.prod(s)) for s in self.shapes]
+        self.d = int(sum(self.sizes))
+
+    def ravel(self, point):
+        return np.concatenate([np.ravel(point[n]) for n in self.names]).astype(float)
+
+    def unravel(self, x):
+        out, i = {}, 0
+        for n, s, k in zip(self.names, self.shapes, self.sizes, strict=True):
+            out[n] = np.reshape(x[i:i + k], s)
+            i += k
+        return out
+
+
+def _logp_grad_fn(pm_model):
+    import pytensor.tensor as pt
+    from pymc.pytensorf import compile as pm_compile
+
+    logp = pm_model.logp(jacobian=True)
+    grads = pt.grad(logp, pm_model.value_vars)
+    grad = pt.concatenate([pt.flatten(g) for g in grads])
+    return pm_compile(pm_model.value_vars, [logp, grad], on_unused_input="ignore")
+
+
+def laplace_mode(pm_model, *, random_seed=None, maxiter=1000, start=None):
+    """Mode (L-BFGS) and Hessian (central differences of the gradient), unconstrained.
+
+    Returns ``(flat, mode, hessian, info)``; ``hessian`` is of the log posterior
+    (negative definite at a proper mode).
+    """
+    from scipy import optimize
+
+    point = pm_model.initial_point(random_seed=random_seed)
+    if start is not None:
+        point.update(start)
+    flat = _Flat(pm_model, point)
+    fn = _logp_grad_fn(pm_model)
+
+    def args(x):
+        p = flat.unravel(x)
+        return [p[n] for n in flat.names]
+
+    def neg(x):
+        lp, g = fn(*args(x))
+        lp = float(lp)
+        if not np.isfinite(lp):
+            return np.inf, np.zeros_like(x)
+        return -lp, -np.asarray(g, dtype=float)
+
+    t0 = time.time()
+    res = optimize.minimize(neg, flat.ravel(point), jac=True, method="L-BFGS-B",
+                            options={"maxiter": maxiter, "maxcor": 20, "ftol": 1e-13,
+                                     "gtol": 1e-8})
+    mode = res.x
+    grad_at = lambda x: np.asarray(fn(*args(x))[1], dtype=float)  # noqa: E731
+    hess = np.empty((flat.d, flat.d))
+    for j in range(flat.d):
+        h = 1e-5 * max(1.0, abs(mode[j]))
+        e = np.zeros(flat.d)
+        e[j] = h
+        hess[:, j] = (grad_at(mode + e) - grad_at(mode - e)) / (2 * h)
+    hess = 0.5 * (hess + hess.T)
+    # one Newton step from the L-BFGS solution (its stopping rule is loose for large n)
+    try:
+        step = np.linalg.solve(hess, grad_at(mode))
+        if np.isfinite(step).all() and neg(mode - step)[0] <= neg(mode)[0]:
+            mode = mode - step
+    except np.linalg.LinAlgError:
+        pass
+    info = {"optimizer_iterations": int(res.nit), "optimizer_success": int(res.success),
+            "optimizer_message": str(res.message), "mode_seconds": time.time() - t0}
+    return flat, mode, hess, info
+
+
+def _normal_draws(mode, hess, n_draws, rng):
+    try:
+        chol = np.linalg.cholesky(-hess)
+    except np.linalg.LinAlgError as err:
+        raise ValueError(
+            "method='laplace': the Hessian of the log posterior at the mode is not negative "
+            "definite (the mode was not found or the posterior is improper/flat in some "
+            "direction). Check the priors or use method='nuts'."
+        ) from err
+    z = rng.standard_normal((n_draws, mode.size))
+    # x = mode + L^{-T} z has covariance (L L^T)^{-1} = (-H)^{-1}
+    from scipy.linalg import solve_triangular
+
+    return mode + solve_triangular(chol, z.T, lower=True, trans="T").T
+
+
+# -- draws -> posterior group ----------------------------------------------------------------
+def _posterior(pm_model, flat, xs, chains, draws):
+    """DataTree with a posterior group from unconstrained draws ``xs`` (chains*draws, d)."""
+    from pymc.pytensorf import compile as pm_compile
+
+    keep = [v.name for v in pm_model.free_RVs] + [v.name for v in pm_model.deterministics]
+    outs = [v for v in pm_model.unobserved_value_vars if v.name in keep]
+    fn = pm_compile(pm_model.value_vars, outs, on_unused_input="ignore")
+    values = {v.name: [] for v in outs}
+    for x in xs:
+        p = flat.unravel(x)
+        for v, val in zip(outs, fn(*[p[n] for n in flat.names]), strict=True):
+            values[v.name].append(np.asarray(val))
+    coords = {"chain": np.arange(chains), "draw": np.arange(draws)}
+    data_vars = {}
+    for name, vals in values.items():
+        arr = np.stack(vals).reshape(chains, draws, *np.shape(vals[0]))
+        dims = list(pm_model.named_vars_to_dims.get(name) or ())
+        if len(dims) != arr.ndim - 2:
+            dims = [f"{name}_dim_{i}" for i in range(arr.ndim - 2)]
+        for d in dims:
+            if d in pm_model.coords and pm_model.coords[d] is not None:
+                coords[d] = np.asarray(pm_model.coords[d])
+        data_vars[name] = (("chain", "draw", *dims), arr)
+    used = {d for v in data_vars.values() for d in v[0]}
+    ds = xr.Dataset(data_vars, coords={k: v for k, v in coords.items() if k in used})
+    return xr.DataTree.from_dict({"posterior": ds})
+
+
+def _sample_stats(chains, draws):
+    return xr.Dataset({"diverging": (("chain", "draw"), np.zeros((chains, draws), bool))},
+                      coords={"chain": np.arange(chains), "draw": np.arange(draws)})
+
+
+# -- ADVI --------------------------------------------------------------------------------------
+def _data_vars(model):
+    """{name: shared variable} of the model's row-indexed data containers."""
+    from softbayes.model import LABELS_DATA, WEIGHTS_DATA
+
+    m = model.pymc_model
+    names = [LABELS_DATA, *model._main.data_names().values()]
+    if model._phi is not None:
+        names += list(model._phi.data_names().values())
+    out = {n: m.named_vars[n] for n in names if n in m.named_vars}
+    w = m.named_vars.get(WEIGHTS_DATA)
+    return out, w
+
+
+def minibatch_replacements(model, batch_size):
+    """``{shared data: minibatch view}`` with the weights scaled by ``n / batch_size``.
+
+    Only for families whose likelihood carries row weights (``weighted_bernoulli``,
+    ``soft_categorical``): the scaled minibatch log-likelihood is an unbiased estimate of
+    the full-data one.
+    """
+    import pymc as pm
+
+    if not model.family.supports_weights:
+        raise ValueError(
+            f"Minibatch ADVI needs a weighted likelihood (weighted_bernoulli, "
+            f"soft_categorical), not {model.family.name!r}: use batch_size=None (full batch)."
+        )
+    data, w = _data_vars(model)
+    n = model.n_obs
+    batch_size = int(batch_size)
+    if not 0 < batch_size <= n:
+        raise ValueError(f"batch_size must be in [1, n={n}], got {batch_size}.")
+    shared = [*data.values(), w]
+    views = pm.Minibatch(*shared, batch_size=batch_size)
+    repl = dict(zip(shared, views, strict=True))
+    repl[w] = views[-1] * (n / batch_size)
+    return repl
+
+
+def _to_flat(vec, ordering, flat):
+    """Re-order ADVI's flat vector (its ``ordering``) into :class:`_Flat`'s order."""
+    vec = np.asarray(vec, dtype=float)
+    return flat.ravel({name: vec[sl] for name, (_, sl, _, _) in ordering.items()})
+
+
+def _advi(model, pm_model, flat, *, draws, chains, seed, mode_point, sd_point, n_iter,
+          batch_size, learning_rate, progressbar, minibatch_threshold):
+    import pymc as pm
+
+    n = model.n_obs
+    if batch_size is None and model.family.supports_weights and n > minibatch_threshold:
+        batch_size = min(n, 10_000)
+    repl = minibatch_replacements(model, batch_size) if batch_size else None
+    approx = pm.fit(
+        n=n_iter, method="advi", model=pm_model, random_seed=seed, start=mode_point,
+        start_sigma=sd_point, progressbar=progressbar,
+        obj_optimizer=pm.adam(learning_rate=learning_rate),
+        more_replacements=repl,
+    )
+    mu = _to_flat(approx.mean.eval(), approx.groups[0].ordering, flat)
+    sd = _to_flat(approx.std.eval(), approx.groups[0].ordering, flat)
+    return mu, sd, {"advi_iterations": int(n_iter), "advi_batch_size": int(batch_size or n),
+                    "advi_final_loss": float(np.mean(approx.hist[-100:]))}
+
+
+# -- entry point -------------------------------------------------------------------------------
+def fit_approx(model, method, *, draws=1000, chains=4, random_seed=None, log_likelihood=True,
+               calibrate=None, progressbar=False, maxiter=1000, n_iter=5000, batch_size=None,
+               learning_rate=None, minibatch_threshold=100_000,
+               max_log_likelihood_values=2**27, **kwargs):
+    """Fit ``model`` (a :class:`softbayes.Model`) with an approximation; see the module doc.
+
+    Parameters
+    ----------
+    method : {"laplace", "advi", "pathfinder"}
+    draws, chains : int
+        The approximate posterior is stored as ``chains`` x ``draws`` independent draws.
+    maxiter : int
+        L-BFGS iterations for the mode.
+    n_iter, batch_size, learning_rate, minibatch_threshold : ADVI settings
+        ``batch_size=None``: minibatches of 10 000 rows when ``n > minibatch_threshold`` (and
+        the family is weighted), else full batch. Adam with ``learning_rate`` (default
+        ``min(1e-3, 0.1 * smallest Laplace sd)``: Adam's steps are about ``learning_rate``
+        whatever the gradient, so a larger one leaves the means jittering by more than the
+        posterior sd when n is large).
+    max_log_likelihood_values : int
+        Cap on ``chains * draws * n`` values of the pointwise log-likelihood.
+    **kwargs
+        ``pathfinder``: passed to ``pymc_extras.fit_pathfinder``.
+    """
+    method = str(method).lower()
+    if method not in METHODS[1:]:
+        raise ValueError(f"Unknown method {method!r}; choose one of {list(METHODS)}.")
+    if calibrate is not None:
+        raise ValueError(
+            f"calibrate={calibrate!r} is implemented for method='nuts' only; fit with "
+            "method='nuts' or calibrate=None."
+        )
+    if method != "pathfinder" and kwargs:
+        raise TypeError(f"method={method!r}: unexpected argument(s) {sorted(kwargs)}.")
+    if random_seed is None:
+        random_seed = int(np.random.SeedSequence().generate_state(1)[0] % (2**31))
+    random_seed = int(random_seed)
+    rng = np.random.default_rng(random_seed)
+    pm_model = model.pymc_model
+    t0 = time.time()
+    info = {}
+    if method == "pathfinder":
+        idata = _pathfinder(pm_model, draws * chains, random_seed, progressbar, kwargs)
+        post = idata["posterior"].to_dataset()
+        post = post.isel(chain=0, drop=True) if "chain" in post.dims else post
+        post = post.isel(draw=slice(0, draws * chains))
+        post = post.coarsen(draw=draws).construct(draw=("chain", "draw"))
+        post = post.assign_coords(chain=np.arange(chains), draw=np.arange(draws))
+        idata = xr.DataTree.from_dict({"posterior": post})
+    else:
+        flat, mode, hess, info = laplace_mode(pm_model, random_seed=random_seed,
+                                              maxiter=maxiter)
+        if method == "laplace":
+            xs = _normal_draws(mode, hess, draws * chains, rng)
+        else:
+            cov_diag = np.diag(np.linalg.inv(-hess))
+            sd0 = np.sqrt(np.clip(cov_diag, 1e-12, None))
+            if learning_rate is None:
+                learning_rate = float(min(1e-3, 0.1 * sd0.min()))
+            info["advi_learning_rate"] = learning_rate
+            mu, sd, advi_info = _advi(
+                model, pm_model, flat, draws=draws, chains=chains, seed=random_seed,
+                mode_point=flat.unravel(mode), sd_point=flat.unravel(sd0), n_iter=n_iter,
+                batch_size=batch_size, learning_rate=learning_rate, progressbar=progressbar,
+                minibatch_threshold=minibatch_threshold,
+            )
+            info.update(advi_info)
+            xs = mu + sd * rng.standard_normal((draws * chains, flat.d))
+        idata = _posterior(pm_model, flat, xs, chains, draws)
+    idata["sample_stats"] = _sample_stats(chains, draws)
+    elapsed = time.time() - t0
+    idata["posterior"].attrs["sampling_time"] = elapsed
+    ll_draws = draws
+    if log_likelihood:
+        from softbayes.log_likelihood import compute_log_likelihood
+
+        n = model.n_obs
+        ll_draws = int(min(draws, max(1, max_log_likelihood_values // max(1, n * chains))))
+        if ll_draws < draws:
+            sub = xr.DataTree.from_dict(
+                {"posterior": idata["posterior"].to_dataset().isel(draw=slice(0, ll_draws))})
+            ds = compute_log_likelihood(sub, model=pm_model, extend_inferencedata=False)
+            idata["log_likelihood"] = ds
+        else:
+            compute_log_likelihood(idata, model=pm_model)
+    model._add_groups(idata)
+    idata.attrs.update(model._attrs(method, random_seed, draws, 0, chains))
+    idata.attrs["softbayes_method"] = method
+    idata.attrs["softbayes_log_likelihood_draws"] = int(ll_draws if log_likelihood else 0)
+    idata.attrs["softbayes_approx_seconds"] = float(elapsed)
+    for k, v in info.items():
+        idata.attrs[f"softbayes_{k}"] = v
+    return idata
+
+
+def _pathfinder(pm_model, n_draws, seed, progressbar, kwargs):
+    if importlib.util.find_spec("pymc_extras") is None:
+        raise ImportError(
+            "method='pathfinder' uses pymc_extras.fit_pathfinder, and pymc-extras is not "
+            "installed (pip install 'pymc-extras>=0.15'; check that its release supports the "
+            "installed PyMC). For large n use method='laplace' or method='advi'."
+        )
+    import pymc_extras as pmx
+
+    return pmx.fit_pathfinder(model=pm_model, num_draws=n_draws, random_seed=seed,
+                              progressbar=progressbar, **kwargs)
