@@ -33,7 +33,14 @@ from formulae.model_description import model_description
 from formulae.terms.terms import Intercept
 from scipy import special as _sp
 
-__all__ = ["DEFAULT_NAMESPACE", "LinearDesign", "parse_formula", "rhs_variables"]
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "LinearDesign",
+    "check_columns",
+    "check_predictor_types",
+    "parse_formula",
+    "rhs_variables",
+]
 
 DEFAULT_NAMESPACE = {
     "np": np,
@@ -167,6 +174,12 @@ class LinearDesign:
                     if sl.start != 0:  # pragma: no cover - formulae puts it first
                         raise ValueError("The intercept must be the first column.")
                     continue
+                if sl.stop == sl.start:
+                    raise ValueError(
+                        f"Term {name!r} of {self.rhs!r} has no design column: a categorical "
+                        "predictor needs at least 2 levels, and this one has a single level "
+                        "in the data. Drop it from the formula."
+                    )
                 cat = set()
                 for comp in getattr(term, "components", []):
                     if getattr(comp, "kind", None) == "categoric":
@@ -248,8 +261,74 @@ class LinearDesign:
         return parts
 
 
+def check_predictor_types(data, columns, rhs=""):
+    """Raise before any design matrix is built if a predictor column cannot be one.
+
+    Complex numbers, dates, numbers stored with dtype object and columns mixing numbers with
+    text get a ValueError naming the column and the conversion; so does a text column used
+    in a population-level term with more distinct values than half the rows (as a
+    categorical predictor it would need that many dummy columns: an n x n matrix for an
+    identifier column of a large data set). Grouping factors (``(1|g)``) are not checked.
+    """
+    n = len(data)
+    groups = set()
+    for factor in re.findall(r"\|\s*([^()|]+?)\s*\)", rhs or ""):
+        groups |= {_unquote(f) for f in re.split(r"[:/]", factor)}
+    for c in columns:
+        if c in groups:
+            continue
+        col = data[c]
+        if isinstance(col, pd.DataFrame):  # duplicated name: reported by check_columns
+            continue
+        kind = col.dtype.kind
+        if kind == "c":
+            raise ValueError(
+                f"Predictor column {c!r} holds complex numbers (dtype {col.dtype}); "
+                "predictors must be real: use its real part or modulus explicitly."
+            )
+        if kind in "mM":
+            raise ValueError(
+                f"Predictor column {c!r} holds dates or durations (dtype {col.dtype}); convert "
+                f"it to a number first, e.g. (data[{c!r}] - data[{c!r}].min()).dt.days."
+            )
+        if kind not in "OSU" and not isinstance(col.dtype, pd.StringDtype):
+            continue
+        inferred = pd.api.types.infer_dtype(col, skipna=True)
+        if inferred in ("floating", "integer", "mixed-integer-float", "decimal"):
+            raise ValueError(
+                f"Predictor column {c!r} holds numbers with dtype {col.dtype}; convert it "
+                f"first: data[{c!r}] = pd.to_numeric(data[{c!r}])."
+            )
+        if inferred in ("mixed", "mixed-integer"):
+            raise ValueError(
+                f"Predictor column {c!r} (dtype {col.dtype}) mixes numbers and text; make it "
+                f"all numbers (pd.to_numeric) or all text (data[{c!r}].astype(str))."
+            )
+        levels = col.nunique()
+        if n >= 4 and levels > n / 2:
+            sample = col.dropna().drop_duplicates().head(1000)
+            numeric = bool(len(sample)) and pd.to_numeric(sample, errors="coerce").notna().all()
+            hint = (
+                f"It holds numbers stored as text: convert it first, data[{c!r}] = "
+                f"pd.to_numeric(data[{c!r}])."
+                if numeric
+                else "If it is an identifier, drop it from the formula."
+            )
+            raise ValueError(
+                f"Predictor column {c!r} is text (dtype {col.dtype}) with {levels} distinct "
+                f"values in {n} rows: as a categorical predictor it would need {levels - 1} "
+                f"dummy columns. {hint}"
+            )
+
+
 def check_columns(data, columns, *, what="formula"):
     """Raise if a column is absent (with the available ones) or has missing values."""
+    dup = sorted({str(c) for c in columns if (data.columns == c).sum() > 1})
+    if dup:
+        raise ValueError(
+            f"The data has several columns named {dup}; column names must be unique "
+            "(rename or drop the duplicates, e.g. data.loc[:, ~data.columns.duplicated()])."
+        )
     missing = [c for c in columns if c not in data.columns]
     if missing:
         avail = ", ".join(map(str, list(data.columns)[:20]))

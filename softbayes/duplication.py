@@ -52,6 +52,11 @@ def expand_soft_labels(X, labels, weights=None):
     lab = validate_soft_labels(labels)
     n = lab.shape[0]
     w = validate_weights(weights, n)
+    if X is None or (not hasattr(X, "iloc") and np.ndim(X) == 0):
+        raise ValueError(
+            f"X: expected covariates with one row per label ({n} rows), got "
+            f"{type(X).__name__ if X is None else np.shape(X)}."
+        )
     n_x = np.shape(X)[0] if not hasattr(X, "iloc") else len(X)
     if n_x != n:
         raise ValueError(f"X: has {n_x} rows but labels have {n}; they must match row for row.")

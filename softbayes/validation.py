@@ -15,6 +15,7 @@ __all__ = [
     "check_parameter_shape",
     "validate_obs_index",
     "validate_soft_labels",
+    "validate_unit_interval",
     "validate_weights",
 ]
 
@@ -50,6 +51,56 @@ def _as_float_array(values, name):
             "float before fitting."
         )
     return arr.astype(np.float64, copy=True)
+
+
+def _check_unit_range(arr, name, n, row_axes, what):
+    """Raise if any value lies outside [0, 1]; percentages (0-100) get their own hint."""
+    outside = (arr < 0.0) | (arr > 1.0)
+    out_rows = outside.any(axis=row_axes) if row_axes else outside
+    if out_rows.any():
+        lo, hi = float(arr.min()), float(arr.max())
+        positive = arr[arr > 0.0]
+        # percentages: everything in [0, 100] and most of the nonzero values above 1
+        if lo >= 0.0 and hi <= 100.0 and float(np.mean(positive > 1.0)) > 0.5:
+            fix = (
+                f"{what} in [0, 1]; these look like percentages (0-100): divide by 100 "
+                "(e.g. df[col] / 100). Nothing is clipped."
+            )
+        else:
+            fix = f"{what}: rescale them to [0, 1]; nothing is clipped."
+        _fail(name, out_rows, n, f"lie outside [0, 1] (range seen: {lo:g} to {hi:g})", fix)
+
+
+def validate_unit_interval(values, *, name="observed"):
+    """Check values of a density on [0, 1] (any shape) and return them as float64.
+
+    Used for the observed values of :class:`softbayes.ContinuousBernoulli` (e.g. soft labels
+    of shape ``(n,)`` or pixel intensities of shape ``(n, 64)``): they must be numeric (booleans
+    and integers are read as 0/1), finite and inside ``[0, 1]``. The message names the first
+    positions (along the first axis) of the offending rows. Nothing is clipped.
+    """
+    arr = _as_float_array(values, name)
+    if arr.ndim == 0:
+        arr_rows = arr.reshape(1)
+    else:
+        arr_rows = arr
+    n = arr_rows.shape[0]
+    if arr_rows.size == 0:
+        return arr
+    row_axes = tuple(range(1, arr_rows.ndim))
+    bad = ~np.isfinite(arr_rows)
+    bad_rows = bad.any(axis=row_axes) if row_axes else bad
+    if bad_rows.any():
+        _fail(
+            name,
+            bad_rows,
+            n,
+            "contain NaN or inf",
+            "Drop or impute these rows explicitly (to let PyMC impute them as parameters, "
+            "pass a masked array, np.ma.masked_invalid(values)).",
+        )
+    _check_unit_range(arr_rows, name, n, row_axes, "A density on [0, 1] takes values")
+    return arr
 
 
 def validate_soft_labels(labels, *, name="labels", n_classes=None, atol=1e-6):
@@ -115,18 +166,7 @@ def validate_soft_labels(labels, *, name="labels", n_classes=None, atol=1e-6):
             "contain NaN or inf",
             "Drop or impute these rows explicitly; softbayes does not guess labels.",
         )
-    outside = (arr < 0.0) | (arr > 1.0)
-    out_rows = outside.any(axis=row_axes) if row_axes else outside
-    if out_rows.any():
-        lo, hi = float(arr.min()), float(arr.max())
-        _fail(
-            name,
-            out_rows,
-            n,
-            f"lie outside [0, 1] (range seen: {lo:g} to {hi:g})",
-            "Soft labels are probabilities: rescale them (e.g. percentages / 100); "
-            "nothing is clipped.",
-        )
+    _check_unit_range(arr, name, n, row_axes, "Soft labels are probabilities")
     if arr.ndim == 2:
         sums = arr.sum(axis=1)
         off = np.abs(sums - 1.0) > atol

@@ -16,6 +16,7 @@ from pymc.distributions.dist_math import (
     check_parameters,
 )
 from pymc.distributions.shape_utils import rv_size_is_none
+from pytensor.graph.basic import Variable
 from pytensor.tensor.random.op import RandomVariable
 from scipy import special as _sp
 
@@ -28,6 +29,7 @@ from softbayes.math.continuous_bernoulli import (
     cb_mean,
     cb_variance,
 )
+from softbayes.validation import validate_unit_interval
 
 __all__ = [
     "ContinuousBernoulli",
@@ -156,6 +158,8 @@ class ContinuousBernoulli(UnitContinuous):
 
     Notes
     -----
+    * Observed values must be numeric, finite and inside ``[0, 1]`` (a ValueError names the
+      offending rows; a masked array requests PyMC's imputation of the masked entries).
     * ``p`` outside ``[0, 1]`` or NaN (equivalently ``logit_p`` NaN) raises
       ``pymc.logprob.utils.ParameterValueError`` from ``logp``, ``logcdf`` and ``icdf``
       (``-inf`` inside a model's compiled logp). Values outside ``[0, 1]`` have
@@ -193,6 +197,19 @@ class ContinuousBernoulli(UnitContinuous):
     """
 
     rv_op = continuous_bernoulli
+
+    def __new__(cls, name, *args, observed=None, **kwargs):
+        # Observed values are checked here (numeric, finite, inside [0, 1]) so that bad data
+        # gives one ValueError naming the rows, not a NumPy error, a silent imputation of NaN
+        # or a logp of -inf at sampling time. A masked array asks for PyMC's imputation
+        # explicitly and is passed on as it is; so are symbolic values.
+        if observed is not None and not np.ma.isMaskedArray(observed):
+            values = observed
+            if isinstance(observed, Variable):
+                values = observed.get_value() if hasattr(observed, "get_value") else None
+            if values is not None:
+                validate_unit_interval(values, name=f"{name} (observed)")
+        return super().__new__(cls, name, *args, observed=observed, **kwargs)
 
     @classmethod
     def dist(cls, p=None, logit_p=None, *args, **kwargs):
