@@ -1,0 +1,52 @@
+"""Smoke test of the speed benchmark harness (``python -m benchmarks --quick``): it runs, writes
+its JSON and Markdown, and the engines' posterior means agree. Not a timing test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(not (ROOT / "benchmarks" / "speed.py").exists(), reason="no benchmarks/")
+def test_quick_benchmark_writes_reports(tmp_path):
+    out = tmp_path / "bench"
+    cmd = [
+        sys.executable, "-m", "benchmarks", "--quick", "--out", str(out),
+        "--sizes", "500", "--families", "weighted_bernoulli,continuous_bernoulli",
+        "--n-sample", "300", "--draws", "100", "--tune", "100",
+        "--engines", "softbayes-nutpie,naive-default", "--min-time", "0.02",
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((out / "speed.json").read_text())
+    md = (out / "speed.md").read_text()
+
+    impls = {(r["family"], r["impl"]) for r in result["eval"]}
+    for family in ("weighted_bernoulli", "continuous_bernoulli"):
+        assert {(family, "fused"), (family, "naive"), (family, "floor")} <= impls
+    for r in result["eval"]:
+        assert r["seconds"] > 0 and r["ratio_to_floor"] > 0
+        if r["impl"] == "fused":
+            assert r["logp_rel_diff_vs_reference"] < 1e-10
+            assert r["grad_rel_diff_vs_reference"] < 1e-10
+
+    runs = result["sampling"]
+    assert [r["engine"] for r in runs] == ["softbayes-nutpie", "naive-default"]
+    assert all(r["status"] == "ok" for r in runs)
+    assert result["all_agree"] is True
+    assert all(r["min_ess_bulk"] > 0 and r["time_to_first_draw_s"] > 0 for r in runs)
+
+    assert "logp + gradient" in md and "Sampling" in md and "All engines agree: yes" in md
+
+
+def test_help():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    assert "--quick" in proc.stdout and "--out" in proc.stdout
