@@ -57,6 +57,7 @@ class RunResult:
     report_dir: Path
     fitted: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
@@ -252,10 +253,15 @@ def _quiet_libraries() -> None:
 
 
 def fit_models(spec: Spec, built: dict, cache_dir: Path, *, force=False, echo=print):
-    """Fit (or reuse) every model. Returns ``({name: fit}, {name: info}, fitted, reused)``."""
+    """Fit (or reuse) every model.
+
+    Returns ``({name: fit}, {name: info}, fitted, reused, failed)``; ``failed`` maps the name
+    of a model whose fit raised (e.g. a sampler that could not start) to the reason. Such a
+    model is left out of the comparison and named in the report; the others still run.
+    """
     from softbayes.fit_io import data_hash, load_fit
 
-    fits, info, fitted, reused = {}, {}, [], []
+    fits, info, fitted, reused, failed = {}, {}, [], [], {}
     if cache_dir.is_dir():  # partial cache files of killed runs (an hour old: not in use)
         for part in cache_dir.glob(".*.nc.part"):
             with contextlib.suppress(OSError):
@@ -281,10 +287,17 @@ def fit_models(spec: Spec, built: dict, cache_dir: Path, *, force=False, echo=pr
         else:
             echo(f"{head}  compiling and sampling ({ms.sampler.describe()}) ...", nl=False)
             t0 = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                fit = model.fit(random_seed=spec.seed, progressbar=False,
-                                **ms.sampler.fit_kwargs())
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fit = model.fit(random_seed=spec.seed, progressbar=False,
+                                    **ms.sampler.fit_kwargs())
+            except Exception as exc:  # a finding, not a crash: the other models still run
+                secs = time.perf_counter() - t0
+                reason = " ".join(str(exc).split()) or type(exc).__name__
+                echo(f" FAILED after {_fmt_s(secs)}: {reason}")
+                failed[name] = f"{type(exc).__name__}: {reason}"
+                continue
             secs = time.perf_counter() - t0
             fit.attrs["softbayes_cli_fit_seconds"] = float(secs)
             fit.attrs["softbayes_cli_cache_key"] = key
@@ -295,7 +308,10 @@ def fit_models(spec: Spec, built: dict, cache_dir: Path, *, force=False, echo=pr
         fits[name] = fit
         info[name] = {"description": ms.description, "time": secs, "cached": cached,
                       "notes": list(msgs), "cache_file": path}
-    return fits, info, fitted, reused
+    if not fits:
+        raise RuntimeError("no model could be fitted: " + "; ".join(
+            f"{name}: {why}" for name, why in failed.items()))
+    return fits, info, fitted, reused, failed
 
 
 # --------------------------------------------------------------------------- the run
@@ -336,7 +352,7 @@ def run_spec(spec_path, *, reports_dir=None, only=None, force=False, echo=None) 
                                              if spec.data.weights else ""))
     result = RunResult(report_dir=target)
     with write_report_atomically(target) as tmp:
-        fits, info, result.fitted, result.reused = fit_models(
+        fits, info, result.fitted, result.reused, result.failed = fit_models(
             spec, built, root / CACHE_DIR, force=force, echo=echo)
         (tmp / "fits").mkdir()
         taken: set = set()
@@ -350,6 +366,13 @@ def run_spec(spec_path, *, reports_dir=None, only=None, force=False, echo=None) 
             left = [m.name for m in spec.models if m.name not in only]
             if left:
                 subset = ("Partial run (--only): left out " + ", ".join(left) + ".")
+        failed = result.failed
+        if failed:
+            listed = "; ".join(f"{name} -- {why}" for name, why in failed.items())
+            note = (f"Not fitted (left out of the comparison): {listed}. Check its priors and "
+                    "data, or try another family or sampler settings; the other models are "
+                    "compared without it.")
+            subset = f"{subset} {note}".strip()
         weights = None
         if spec.data.weights:
             weights = data[spec.data.weights].to_numpy()
@@ -360,7 +383,7 @@ def run_spec(spec_path, *, reports_dir=None, only=None, force=False, echo=None) 
             compare_kwargs={**spec.compare.compare_kwargs(), "seed": spec.seed},
             subset_note=subset, echo=echo, t_start=t_start,
             run_info={"spec": str(spec.path), "fitted": result.fitted, "reused": result.reused,
-                      "fit_files": fit_files},
+                      "failed": result.failed, "fit_files": fit_files},
         )
         (tmp / "spec.toml").write_text(spec.text, encoding="utf-8")
     result.seconds = time.perf_counter() - t_start

@@ -317,3 +317,30 @@ def test_report_renders_in_headless_chromium(project):
     assert console == [], console
     assert "<h2>Conclusion</h2>" in dom.stdout and dom.stdout.count("<img") >= 4
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def test_a_model_that_cannot_start_is_a_finding_not_a_crash(project):
+    """A sampler that cannot start (impossible prior) is reported; the other models still run."""
+    root = project["root"]
+    bad = "beta <impossible prior>"
+    spec = SPEC + f"""
+[[models]]
+name = "{bad}"
+likelihood = "beta"
+formula = "~ `{XCOL}` + z"
+[models.options]
+squeeze = true
+[models.priors]
+phi = {{ dist = "LogNormal", mu = 800, sigma = 1 }}
+"""
+    (root / "models" / "tiny_fail.toml").write_text(spec)
+    r = CliRunner().invoke(app, ["run", str(root / "models" / "tiny_fail.toml")])
+    assert r.exit_code == 0, r.output
+    assert "FAILED" in r.output and "reused cached fit" in r.output
+    report = root / "reports" / "tiny_fail"
+    html = (report / "index.html").read_text()
+    md = (report / "report.md").read_text()
+    assert "Not fitted" in html and "beta &lt;impossible prior&gt;" in html
+    assert "Not fitted" in md
+    fits = sorted(p.name for p in (report / "fits").glob("*.nc"))
+    assert len(fits) == 2  # the two models that could be fitted
