@@ -84,6 +84,9 @@ class Family:
         Labels are ``(n, K)`` probability vectors.
     supports_weights : bool
         Row weights are part of the likelihood.
+    glm_kernel : str or None
+        Name of the fused kernel (:mod:`softbayes.kernels`) for a linear predictor
+        ``eta = X @ theta``; :meth:`add_likelihood` then accepts ``glm=(X, theta)``.
     log_likelihood_kind : str
         ``"density"`` (a normalized density of the label), ``"probability"`` (a pmf of a hard
         label) or ``"cross_entropy"`` (the soft-label cross-entropy, not a density): pointwise
@@ -96,6 +99,7 @@ class Family:
     parameters: ClassVar[tuple[str, ...]] = ("eta",)
     multiclass: ClassVar[bool] = False
     supports_weights: ClassVar[bool] = False
+    glm_kernel: ClassVar[str | None] = None
     log_likelihood_kind: ClassVar[str] = "density"
 
     def options(self) -> dict:
@@ -132,7 +136,11 @@ class Family:
 
     # -- model graph ------------------------------------------------------------------------
     def add_likelihood(self, name, labels, *, weights=None, dims=None, **params):
-        """Add the likelihood term ``name`` to the model on the context stack."""
+        """Add the likelihood term ``name`` to the model on the context stack.
+
+        Families with a :attr:`glm_kernel` also take ``glm=(X, theta)``, the linear
+        predictor ``eta = X @ theta`` in factored form, and then build the fused term.
+        """
         raise NotImplementedError
 
 
@@ -146,6 +154,7 @@ class WeightedBernoulliFamily(Family):
 
     name = "weighted_bernoulli"
     supports_weights = True
+    glm_kernel = "weighted_bernoulli"
     log_likelihood_kind = "cross_entropy"
 
     def logp(self, labels, *, weights=None, eta):
@@ -159,7 +168,13 @@ class WeightedBernoulliFamily(Family):
         p = _sp.expit(eta)
         return (rng.random(np.shape(p)) < p).astype(float)
 
-    def add_likelihood(self, name, labels, *, weights=None, dims=None, eta):
+    def add_likelihood(self, name, labels, *, weights=None, dims=None, eta, glm=None):
+        if glm is not None:
+            from softbayes.kernels import WeightedBernoulliGLM
+
+            X, theta = glm
+            return WeightedBernoulliGLM(name, X=X, labels=labels, beta=theta,
+                                        weights=weights, dims=dims)
         from softbayes.potentials import WeightedBernoulli
 
         return WeightedBernoulli(name, labels=labels, logit_p=eta, weights=weights, dims=dims)
@@ -169,6 +184,7 @@ class ContinuousBernoulliFamily(Family):
     """Continuous Bernoulli on ``logit lambda = eta``; ``E[y] = `` CB mean of lambda."""
 
     name = "continuous_bernoulli"
+    glm_kernel = "continuous_bernoulli"
 
     def logp(self, labels, *, weights=None, eta):
         return cb_logp(labels, eta)
@@ -179,7 +195,12 @@ class ContinuousBernoulliFamily(Family):
     def draws(self, rng, *, eta):
         return cb_icdf(rng.random(np.shape(eta)), eta)
 
-    def add_likelihood(self, name, labels, *, weights=None, dims=None, eta):
+    def add_likelihood(self, name, labels, *, weights=None, dims=None, eta, glm=None):
+        if glm is not None:
+            from softbayes.kernels import ContinuousBernoulliGLM
+
+            X, theta = glm
+            return ContinuousBernoulliGLM(name, X=X, beta=theta, observed=labels, dims=dims)
         from softbayes.distributions.continuous_bernoulli import ContinuousBernoulli
 
         return ContinuousBernoulli(name, logit_p=eta, observed=labels, dims=dims)

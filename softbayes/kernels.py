@@ -719,8 +719,8 @@ def WeightedBernoulliGLM(
     """
     from pymc.model import modelcontext
 
-    from softbayes.potentials import _label_values, _register
-    from softbayes.validation import validate_soft_labels, validate_weights
+    from softbayes.potentials import _label_values, _register, _weight_values
+    from softbayes.validation import validate_soft_labels
 
     model = modelcontext(model)
     values, symbolic = _label_values(labels, name)
@@ -730,8 +730,9 @@ def WeightedBernoulliGLM(
     n_rows = lab.shape[0]
     if np.shape(X)[0] != n_rows if not isinstance(X, pytensor.graph.basic.Variable) else False:
         raise ValueError(f"{name}: X has {np.shape(X)[0]} rows but there are {n_rows} labels.")
-    w = None if weights is None else validate_weights(weights, n_rows, name="weights")
-    rows = soft_logistic_glm_rows(X, lab if symbolic is None else symbolic, beta, w, dtype=dtype)
+    w, w_symbolic = _weight_values(weights, n_rows)  # pm.Data weights stay symbolic
+    rows = soft_logistic_glm_rows(X, lab if symbolic is None else symbolic, beta,
+                                  w if w_symbolic is None else w_symbolic, dtype=dtype)
     return _register(name, "bernoulli", rows, n_rows, obs_index, dims, model)
 
 

@@ -163,20 +163,36 @@ class _Predictor:
         return tuple(dims) + ((CLASS_REDUCED_DIM,) if self.cls else ())
 
     # -- PyMC graph -------------------------------------------------------------------------
-    def build(self, priors):
-        """The linear predictor (n,) or (n, K-1) as a PyTensor expression."""
+    def fusable(self):
+        """Whether :meth:`build` can hand the likelihood a fused GLM kernel: a single linear
+        predictor ``X @ theta`` (no group-level terms, not multiclass)."""
         d = self.design
+        return not self.cls and not d.group_terms and d.X.shape[1] > 0
+
+    def build(self, priors, *, fused=False):
+        """The linear predictor as a PyTensor expression, and its GLM form.
+
+        Returns ``(eta, glm)``: ``eta`` is (n,) or (n, K-1); ``glm`` is ``(X, theta)`` with
+        ``eta = X @ theta`` when ``fused`` and :meth:`fusable` (else None), for the fused
+        kernels of :mod:`softbayes.kernels` (the data container already holds the centred
+        design with the intercept's column of ones: one contiguous matrix, read once per
+        evaluation).
+        """
+        d = self.design
+        fused = fused and self.fusable()
         # Data containers (pm.Data, flexible number of rows) so that a compiled model can be
         # refitted on new rows (softbayes.refit); names from data_names().
         names = self.data_names()
-        xc = pm.Data(names["X"], d.X - d.means)
+        xc = pm.Data(names["X"], np.ascontiguousarray(d.X - d.means))
         n = xc.shape[0]
         eta = pt.zeros((n, *self.cls))
+        theta = []
         if d.intercept:
             a = priors[self.key("Intercept")].build(
                 self.var("Intercept_centered"), shape=self.cls, dims=self._dims()
             )
             eta = eta + a
+            theta.append((0, pt.reshape(a, (1,))))
             shift = 0.0
         for t in d.common_terms:
             p = t.columns.stop - t.columns.start
@@ -184,6 +200,7 @@ class _Predictor:
             shape = ((p,) if p > 1 else ()) + self.cls
             beta = priors[self.key(t.name)].build(self.var(t.name), shape=shape, dims=dims)
             beta = pt.reshape(beta, (p, *self.cls))
+            theta.append((t.columns.start, beta))
             eta = eta + pt.tensordot(xc[:, t.columns], beta, axes=[[1], [0]])
             if d.intercept:
                 shift = shift + pt.tensordot(
@@ -191,6 +208,13 @@ class _Predictor:
                 )
         if d.intercept:
             pm.Deterministic(self.var("Intercept"), a - shift, dims=self._dims())
+        if fused:
+            # theta in the column order of X (the terms' column blocks tile it)
+            parts = [b for _, b in sorted(theta, key=lambda sb: sb[0])]
+            theta = pt.concatenate(parts) if len(parts) > 1 else parts[0]
+            # eta is then only evaluated by code that asks for it: the compiled logp reads
+            # the fused node, and unused nodes are not computed.
+            return pt.dot(xc, theta), (xc, theta)
         for g, (xe, idx, _) in zip(d.group_terms, d.group_parts_train, strict=True):
             q = xe.shape[1]
             fdim = self.var(f"{g.name}__factor_dim")
@@ -211,7 +235,7 @@ class _Predictor:
             idx_d = pm.Data(names[f"index:{g.name}"], np.asarray(idx, dtype=np.int64))
             xe_t = pt.reshape(xe_d, (n, q) + (1,) * len(self.cls))
             eta = eta + pt.sum(xe_t * b[idx_d], axis=1)
-        return eta
+        return eta, None
 
     def data_names(self):
         """Names of this predictor's data containers: ``{"X": ..., "Z:<term>": ...,
@@ -311,6 +335,12 @@ class Model:
     extra_namespace : dict, optional
         More functions for the formula (they are not stored in a saved fit: pass them
         again to :meth:`from_fit`).
+    fused : bool, default True
+        Evaluate the likelihood of ``weighted_bernoulli`` and ``continuous_bernoulli``
+        models without group-level terms with the fused kernels of
+        :mod:`softbayes.kernels` (one pass over the design matrix per log-density and
+        gradient evaluation). The same function up to rounding (tested to 1e-10); False
+        builds the reference elementwise graph, e.g. to inspect or transform it.
 
     Raises
     ------
@@ -322,7 +352,7 @@ class Model:
 
     def __init__(self, formula, data, likelihood="weighted_bernoulli", priors=None, *,
                  phi_formula=None, weights=None, threshold=None, squeeze=None,
-                 extra_namespace=None, _quiet=False):
+                 extra_namespace=None, fused=True, _quiet=False):
         name = likelihood.name if isinstance(likelihood, Family) else likelihood
         if threshold is not None and name != "bernoulli":
             raise ValueError(f"threshold= applies to likelihood='bernoulli', not {name!r}.")
@@ -434,6 +464,7 @@ class Model:
                 "smaller formula (fewer predictors / levels)."
             )
         self._set_priors(priors or {})
+        self.fused = bool(fused)
         self._pymc_model = None
         self._compiled = None
 
@@ -570,7 +601,8 @@ class Model:
     def _build(self):
         with pm.Model(coords=self._coords()) as m:
             labels = pm.Data(LABELS_DATA, self.labels, dims=self._label_dims())
-            eta = self._main.build(self._priors)
+            eta, glm = self._main.build(self._priors,
+                                        fused=self.fused and self.family.glm_kernel is not None)
             if self.family.multiclass:
                 eta = pt.concatenate([pt.zeros((eta.shape[0], 1)), eta], axis=1)
             params = {"eta": eta}
@@ -578,7 +610,7 @@ class Model:
                 if self._phi is None:
                     params["phi"] = self._priors["phi"].build("phi", shape=())
                 else:
-                    params["phi"] = pt.exp(self._phi.build(self._priors))
+                    params["phi"] = pt.exp(self._phi.build(self._priors)[0])
             dims = self._label_dims() if not self.family.multiclass else OBS_DIM
             weights = self.weights
             if self.family.supports_weights:
@@ -586,6 +618,8 @@ class Model:
                 # swap or rescale the rows' weights (softbayes.refit, softbayes.approx)
                 weights = pm.Data(WEIGHTS_DATA, np.ones(self.n_obs) if weights is None
                                   else weights)
+            if glm is not None:
+                params["glm"] = glm
             self.family.add_likelihood(LOGLIK_VAR, labels, weights=weights, dims=dims,
                                        **params)
         return m
@@ -698,6 +732,12 @@ class Model:
             idata["posterior"].attrs["sampling_time"] = time.time() - t0
         else:
             kwargs.setdefault("compute_convergence_checks", False)
+            if sampler in ("numpyro", "blackjax"):
+                nuts = dict(kwargs.pop("nuts", None) or {})
+                method = _jax_chain_method(chains)
+                if method is not None:
+                    nuts.setdefault("chain_method", method)
+                kwargs["nuts"] = nuts
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
                               random_seed=random_seed, nuts_sampler=sampler,
                               progressbar=progressbar, model=model, **kwargs)
@@ -856,6 +896,19 @@ def _start_failure(err, model):
         f"init_mean passed to fit. (nutpie: {lines[0] if lines else err}"
         f"{'; ' + cause if cause else ''})"
     )
+
+
+def _jax_chain_method(chains):
+    """``"vectorized"`` when JAX runs on one accelerator with fewer devices than chains.
+
+    PyMC's default (``"parallel"``, one device per chain) would then run the chains one
+    after the other; vectorized chains share the accelerator. None: keep PyMC's default.
+    """
+    import jax
+
+    if jax.default_backend() != "cpu" and jax.local_device_count() < chains:
+        return "vectorized"
+    return None
 
 
 def _resolve_sampler(sampler):
