@@ -503,6 +503,29 @@ def _fmt(x, spec=".2f", none="–"):
     return none if x is None else format(x, spec)
 
 
+def _ratios(smp):
+    """The targets' ratios, from the records of one run."""
+    ok = {r["engine"]: r for r in smp if r.get("status") == "ok"}
+    out = []
+    for name in ("softbayes-model", "softbayes-model-numpyro"):
+        r = ok.get(name)
+        if r is None:
+            continue
+        facts = []
+        for base, what in (("naive-default", "pm.sample() on the naive graph"),
+                           ("numpyro", "NumPyro")):
+            if base in ok:
+                facts.append(f"{r['ess_per_s'] / ok[base]['ess_per_s']:.2f}x the ESS/s of "
+                             f"{what}")
+        first, second = r.get("time_to_first_draw_s"), r.get("second_fit_first_draw_s")
+        if first and second:
+            facts.append(f"a second fit of the same structure starts {first / second:.0f}x "
+                         f"faster ({second:.2f} s vs {first:.1f} s)")
+        if facts:
+            out.append(f"- {r['label']}: " + "; ".join(facts) + ".")
+    return [*out, ""] if out else []
+
+
 def markdown(result):
     meta = result["meta"]
     lines = ["# softbayes speed benchmark", ""]
@@ -558,23 +581,25 @@ def markdown(result):
             f"|Δmean| / posterior sd; agrees if each is ≤ {AGREE_SD} sd or ≤ {AGREE_MCSE:g} "
             "Monte Carlo standard errors of the difference.",
             "",
-            "| engine | sampler | wall s | first draw s | min bulk ESS | ESS/s | "
-            "max Δmean/sd | agrees |",
-            "|---|---|---|---|---|---|---|---|",
+            "| engine | sampler | wall s | first draw s | second fit, first draw s | "
+            "min bulk ESS | ESS/s | max Δmean/sd | agrees |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in smp:
             if r.get("status") != "ok":
                 lines.append(f"| {r['label']} | {r.get('status')}: {r.get('note', '')} "
-                             "| – | – | – | – | – | – |")
+                             "| – | – | – | – | – | – | – |")
                 continue
             lines.append(
                 f"| {r['label']} | {r['sampler']} | {r['wall_s']:.1f} | "
-                f"{_fmt(r.get('time_to_first_draw_s'), '.1f')} | {r['min_ess_bulk']:.0f} | "
+                f"{_fmt(r.get('time_to_first_draw_s'), '.1f')} | "
+                f"{_fmt(r.get('second_fit_first_draw_s'), '.2f')} | {r['min_ess_bulk']:.0f} | "
                 f"{r['ess_per_s']:.2f} | {_fmt(r.get('max_abs_diff_in_sd'), '.3f')} | "
                 f"{'yes' if r.get('agrees') else 'NO'} |"
             )
         agree = result.get("all_agree")
         lines += ["", f"All engines agree: {'yes' if agree else 'NO'}.", ""]
+        lines += _ratios(smp)
     return "\n".join(lines) + "\n"
 
 

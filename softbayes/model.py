@@ -589,6 +589,14 @@ class Model:
         return coords
 
     @property
+    def likelihood_kernel(self) -> str:
+        """``"fused"`` if the likelihood runs on a fused kernel of :mod:`softbayes.kernels`,
+        else ``"graph"`` (the elementwise PyTensor graph)."""
+        fused = (self.fused and self.family.glm_kernel is not None
+                 and self._main.fusable())
+        return "fused" if fused else "graph"
+
+    @property
     def pymc_model(self) -> pm.Model:
         """The PyMC model (built on first use)."""
         if self._pymc_model is None:
@@ -802,6 +810,7 @@ class Model:
             "softbayes_draws": int(draws),
             "softbayes_tune": int(tune),
             "softbayes_chains": int(chains),
+            "softbayes_likelihood_kernel": self.likelihood_kernel,
         }
         for k, v in self.labels_info.items():
             attrs[f"softbayes_{k}"] = v

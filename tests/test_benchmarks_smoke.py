@@ -20,7 +20,7 @@ def test_quick_benchmark_writes_reports(tmp_path):
         sys.executable, "-m", "benchmarks", "--quick", "--out", str(out),
         "--sizes", "500", "--families", "weighted_bernoulli,continuous_bernoulli",
         "--n-sample", "300", "--draws", "100", "--tune", "100",
-        "--engines", "softbayes-nutpie,naive-default", "--min-time", "0.02",
+        "--engines", "softbayes-nutpie,naive-default,softbayes-model", "--min-time", "0.02",
     ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -37,12 +37,14 @@ def test_quick_benchmark_writes_reports(tmp_path):
             assert r["grad_rel_diff_vs_reference"] < 1e-10
 
     runs = result["sampling"]
-    assert [r["engine"] for r in runs] == ["softbayes-nutpie", "naive-default"]
+    assert [r["engine"] for r in runs] == ["softbayes-nutpie", "naive-default", "softbayes-model"]
     assert all(r["status"] == "ok" for r in runs)
     assert result["all_agree"] is True
     assert all(r["min_ess_bulk"] > 0 and r["time_to_first_draw_s"] > 0 for r in runs)
+    assert runs[2]["second_fit_first_draw_s"] > 0
 
     assert "logp + gradient" in md and "Sampling" in md and "All engines agree: yes" in md
+    assert "ESS/s of pm.sample() on the naive graph" in md
 
 
 def test_help():
