@@ -263,8 +263,11 @@ def vlog(x):
 def _wb_terms(eta, lab):
     # l eta - softplus(eta) and l - sigmoid(eta), from e = exp(-|eta|).
     e = vexp_neg(abs(eta))
-    t = vlog1p(e)
-    er = e / (1.0 + e)  # sigmoid(-|eta|)
+    # softplus(-|eta|) = log1p(e) = 2 atanh(e / (2 + e)) and sigmoid(-|eta|) = e / (1 + e),
+    # with one division for both: 1 / ((1 + e)(2 + e)).
+    inv = 1.0 / ((1.0 + e) * (2.0 + e))
+    t = _atanh_series(e * (1.0 + e) * inv)
+    er = e * (2.0 + e) * inv
     pos = eta > 0.0
     v = (lab - 1.0) * eta - t if pos else lab * eta - t
     dv = (lab - 1.0) + er if pos else lab - er
@@ -352,8 +355,27 @@ def _terms_block(family, eta, labels, lo, m, v, dv):
 
 @njit(**_SUMS)
 def _eta_block(X, b, lo, m, eta):
+    # Four rows at a time: four independent accumulators hide the latency of the FMA chain
+    # (one row's dot product alone is a chain of d dependent additions).
     d = X.shape[1]
-    for ii in range(m):
+    m4 = m - m % 4
+    for ii in range(0, m4, 4):
+        r = lo + ii
+        a0 = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        for j in range(d):
+            bj = b[j]
+            a0 += X[r, j] * bj
+            a1 += X[r + 1, j] * bj
+            a2 += X[r + 2, j] * bj
+            a3 += X[r + 3, j] * bj
+        eta[ii] = a0
+        eta[ii + 1] = a1
+        eta[ii + 2] = a2
+        eta[ii + 3] = a3
+    for ii in range(m4, m):
         acc = 0.0
         for j in range(d):
             acc += X[lo + ii, j] * b[j]
