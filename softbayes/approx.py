@@ -14,8 +14,14 @@
   likelihood is a ``pm.Potential``, which PyMC does *not* scale by ``total_size``, so the
   rows' weights are replaced by ``weights * n / batch_size``: the minibatch log-likelihood
   is then an unbiased estimate of the full one (tested). Other families fit full-batch.
-* ``"pathfinder"`` -- ``pymc_extras.fit_pathfinder`` when pymc-extras is installed (it is
-  not a dependency); otherwise a clear ImportError.
+* ``"pathfinder"`` -- single-path Pathfinder (Zhang, Carpenter, Gelman and Vehtari 2022),
+  implemented here (pymc-extras' version pins an older PyMC): the L-BFGS path from the
+  initial point to the mode, at each iterate the normal approximation ``N(x - H g, H)`` with
+  ``H`` the L-BFGS inverse-Hessian estimate from the last ``history`` pairs, its ELBO by
+  Monte Carlo (``elbo_draws`` draws), and draws from the approximation of largest ELBO. The
+  Pareto k-hat of the importance ratios ``p / q`` (PSIS) is recorded
+  (``softbayes_pathfinder_khat``; above 0.7 the approximation is poor and a warning says so);
+  ``psis_resample=True`` resamples the draws by their PSIS weights.
 
 The posterior group has dims ``(chain, draw)`` like MCMC (``chains`` x ``draws``
 independent draws), so ``predict`` and ``compare`` work. The attrs record
@@ -31,13 +37,12 @@ in the graph are ~0.8 GB each; the Laplace fit itself needs O(d^2).
 
 from __future__ import annotations
 
-import importlib.util
 import time
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["METHODS", "fit_approx", "laplace_mode", "minibatch_replacements"]
+__all__ = ["METHODS", "fit_approx", "laplace_mode", "minibatch_replacements", "pathfinder"]
 
 METHODS = ("nuts", "laplace", "advi", "pathfinder")
 
@@ -262,7 +267,8 @@ def fit_approx(model, method, *, draws=1000, chains=4, random_seed=None, log_lik
     max_log_likelihood_values : int
         Cap on ``chains * draws * n`` values of the pointwise log-likelihood.
     **kwargs
-        ``pathfinder``: passed to ``pymc_extras.fit_pathfinder``.
+        ``pathfinder``: ``history`` (L-BFGS pairs, default 6), ``elbo_draws`` (default 50),
+        ``psis_resample`` (default False); see :func:`pathfinder`.
     """
     method = str(method).lower()
     if method not in METHODS[1:]:
@@ -282,13 +288,12 @@ def fit_approx(model, method, *, draws=1000, chains=4, random_seed=None, log_lik
     t0 = time.time()
     info = {}
     if method == "pathfinder":
-        idata = _pathfinder(pm_model, draws * chains, random_seed, progressbar, kwargs)
-        post = idata["posterior"].to_dataset()
-        post = post.isel(chain=0, drop=True) if "chain" in post.dims else post
-        post = post.isel(draw=slice(0, draws * chains))
-        post = post.coarsen(draw=draws).construct(draw=("chain", "draw"))
-        post = post.assign_coords(chain=np.arange(chains), draw=np.arange(draws))
-        idata = xr.DataTree.from_dict({"posterior": post})
+        unknown = set(kwargs) - {"history", "elbo_draws", "psis_resample"}
+        if unknown:
+            raise TypeError(f"method='pathfinder': unexpected argument(s) {sorted(unknown)}.")
+        flat, xs, info = pathfinder(pm_model, draws * chains, random_seed=random_seed,
+                                    maxiter=maxiter, **kwargs)
+        idata = _posterior(pm_model, flat, xs, chains, draws)
     else:
         flat, mode, hess, info = laplace_mode(pm_model, random_seed=random_seed,
                                               maxiter=maxiter)
@@ -335,14 +340,128 @@ def fit_approx(model, method, *, draws=1000, chains=4, random_seed=None, log_lik
     return idata
 
 
-def _pathfinder(pm_model, n_draws, seed, progressbar, kwargs):
-    if importlib.util.find_spec("pymc_extras") is None:
-        raise ImportError(
-            "method='pathfinder' uses pymc_extras.fit_pathfinder, and pymc-extras is not "
-            "installed (pip install 'pymc-extras>=0.15'; check that its release supports the "
-            "installed PyMC). For large n use method='laplace' or method='advi'."
-        )
-    import pymc_extras as pmx
+def _bfgs_inverse_hessian(pairs, d):
+    """Dense inverse-Hessian estimate from (s, y) pairs, oldest first (BFGS recursion from
+    ``(s'y / y'y) I`` of the newest pair)."""
+    s_new, y_new = pairs[-1]
+    h = np.eye(d) * (s_new @ y_new) / (y_new @ y_new)
+    eye = np.eye(d)
+    for s_k, y_k in pairs:
+        rho = 1.0 / (y_k @ s_k)
+        left = eye - rho * np.outer(s_k, y_k)
+        h = left @ h @ left.T + rho * np.outer(s_k, s_k)
+    return 0.5 * (h + h.T)
 
-    return pmx.fit_pathfinder(model=pm_model, num_draws=n_draws, random_seed=seed,
-                              progressbar=progressbar, **kwargs)
+
+def pathfinder(pm_model, n_draws, *, random_seed=None, maxiter=1000, history=6,
+               elbo_draws=50, psis_resample=False, start=None):
+    """Single-path Pathfinder in the unconstrained space of ``pm_model``.
+
+    Returns ``(flat, draws, info)``: the :class:`_Flat` layout, ``(n_draws, d)``
+    unconstrained draws and facts for the attrs (iterations, the chosen iterate, its ELBO,
+    the PSIS Pareto k-hat). Dense ``d x d`` algebra: meant for regression models (d up to a
+    few hundred), not for high-dimensional latent fields.
+
+    Reference: L. Zhang, B. Carpenter, A. Gelman, A. Vehtari (2022), Pathfinder: Parallel
+    quasi-Newton variational inference, JMLR 23(306).
+    """
+    import warnings
+
+    from arviz_stats.base import array_stats
+    from scipy import optimize
+
+    rng = np.random.default_rng(random_seed)
+    point = pm_model.initial_point(random_seed=random_seed)
+    if start is not None:
+        point.update(start)
+    flat = _Flat(pm_model, point)
+    fn = _logp_grad_fn(pm_model)
+    cache = {}
+
+    def logp_grad(x):
+        key = x.tobytes()
+        if key not in cache:
+            p = flat.unravel(x)
+            lp, g = fn(*[p[n] for n in flat.names])
+            cache[key] = (float(lp), np.asarray(g, dtype=float))
+        return cache[key]
+
+    def neg(x):
+        lp, g = logp_grad(x)
+        if not np.isfinite(lp):
+            return np.inf, np.zeros_like(x)
+        return -lp, -g
+
+    t0 = time.time()
+    x0 = flat.ravel(point)
+    path = [x0.copy()]
+    res = optimize.minimize(neg, x0, jac=True, method="L-BFGS-B",
+                            callback=lambda xk: path.append(np.array(xk, dtype=float)),
+                            options={"maxiter": maxiter, "maxcor": history, "ftol": 1e-13,
+                                     "gtol": 1e-8})
+    grads = [-logp_grad(x)[1] for x in path]  # gradients of -logp
+    d = flat.d
+    best = (-np.inf, None, None, None)
+    pairs = []
+    for i in range(1, len(path)):
+        s_k, y_k = path[i] - path[i - 1], grads[i] - grads[i - 1]
+        # keep pairs of positive curvature (the BFGS estimate stays positive definite)
+        if s_k @ y_k > 1e-12 * (y_k @ y_k) and np.isfinite(s_k @ y_k):
+            pairs = [*pairs, (s_k, y_k)][-history:]
+        if not pairs:
+            continue
+        h = _bfgs_inverse_hessian(pairs, d)
+        try:
+            chol = np.linalg.cholesky(h)
+        except np.linalg.LinAlgError:
+            continue
+        mu = path[i] - h @ grads[i]
+        z = rng.standard_normal((elbo_draws, d))
+        phi = mu + z @ chol.T
+        log_q = -0.5 * np.sum(z**2, axis=1) - np.sum(np.log(np.diag(chol))) \
+            - 0.5 * d * np.log(2 * np.pi)
+        log_p = np.array([logp_grad(x)[0] for x in phi])
+        elbo = float(np.mean(log_p - log_q)) if np.all(np.isfinite(log_p)) else -np.inf
+        if elbo > best[0]:
+            best = (elbo, i, mu, chol)
+    elbo, i_best, mu, chol = best
+    if mu is None:
+        raise ValueError(
+            "method='pathfinder': no iterate of the L-BFGS path gave a proper normal "
+            "approximation (no pair of positive curvature, or the log density was not finite "
+            "at its draws). Check the priors or use method='laplace' / 'nuts'."
+        )
+    n_q = max(n_draws, 1000) if psis_resample else n_draws
+    z = rng.standard_normal((n_q, d))
+    xs = mu + z @ chol.T
+    log_q = -0.5 * np.sum(z**2, axis=1) - np.sum(np.log(np.diag(chol)))
+    log_p = np.array([logp_grad(x)[0] for x in xs])
+    log_ratio = log_p - log_q
+    finite = np.isfinite(log_ratio)
+    if finite.sum() < 0.9 * n_q:
+        raise ValueError(
+            f"method='pathfinder': the log density is not finite at {n_q - finite.sum()} of "
+            f"{n_q} draws of the approximation; use method='nuts'."
+        )
+    # arviz-stats' psislw takes log-likelihood-like values (it smooths the tail of their
+    # negatives, as PSIS-LOO's ratios are 1 / p(y_i | theta)): pass -log(p / q).
+    lw = np.full(n_q, -np.inf)
+    lw_f, khat = array_stats.psislw(-log_ratio[finite])
+    lw[finite] = lw_f
+    khat = float(khat)
+    if psis_resample:
+        w = np.exp(lw - np.max(lw))
+        idx = rng.choice(n_q, size=n_draws, replace=True, p=w / w.sum())
+        xs = xs[idx]
+    if khat > 0.7:
+        warnings.warn(
+            f"method='pathfinder': Pareto k-hat of the importance ratios is {khat:.2f} "
+            "(> 0.7): the normal approximation is poor here; use method='nuts'.",
+            UserWarning, stacklevel=3,
+        )
+    info = {"optimizer_iterations": int(res.nit), "optimizer_success": int(res.success),
+            "pathfinder_iterate": int(i_best), "pathfinder_path_length": len(path),
+            "pathfinder_elbo": float(elbo), "pathfinder_khat": khat,
+            "pathfinder_psis_resample": int(bool(psis_resample)),
+            "pathfinder_seconds": time.time() - t0}
+    return flat, xs, info

@@ -191,11 +191,49 @@ def test_bad_method_and_pathfinder_message():
         m.fit(method="vi")
     with pytest.raises(ValueError, match="method='nuts' only"):
         m.fit(method="laplace", calibrate="sandwich")
-    try:
-        import pymc_extras  # noqa: F401
-    except ImportError:
-        with pytest.raises(ImportError, match="pymc-extras"):
-            m.fit(method="pathfinder")
+    with pytest.raises(TypeError, match="unexpected argument"):
+        m.fit(method="pathfinder", num_paths=4)
+
+
+def test_pathfinder_agrees_with_nuts_on_small_data(small):
+    m, nuts = small
+    pf = m.fit(method="pathfinder", draws=2000, chains=2, random_seed=3)
+    names = ["Intercept", "x0", "x1", "x2"]
+    sd = _sds(nuts, names)
+    assert np.all(np.abs(_means(pf, names) - _means(nuts, names)) < 0.1 * sd)
+    assert np.all(np.abs(_sds(pf, names) / sd - 1.0) < 0.10)
+    assert pf.attrs["softbayes_method"] == "pathfinder"
+    assert pf.attrs["softbayes_pathfinder_khat"] < 0.7
+    assert 0 < pf.attrs["softbayes_pathfinder_iterate"] < pf.attrs[
+        "softbayes_pathfinder_path_length"]
+    assert pf.posterior.sizes == {"chain": 2, "draw": 2000}
+    assert pf.log_likelihood["labels"].shape == (2, 2000, 400)
+    # importance resampling: the same posterior (duplicates allowed)
+    rs = m.fit(method="pathfinder", draws=1000, chains=1, random_seed=4, psis_resample=True,
+               log_likelihood=False)
+    assert rs.attrs["softbayes_pathfinder_psis_resample"] == 1
+    assert np.all(np.abs(_means(rs, names) - _means(nuts, names)) < 0.15 * sd)
+
+
+def test_bfgs_inverse_hessian_secant_and_quadratic():
+    rng = np.random.default_rng(0)
+    d = 5
+    q = rng.normal(size=(d, d))
+    a = q @ q.T + d * np.eye(d)  # Hessian of a quadratic
+    steps = [rng.normal(size=d) for _ in range(d)]
+    pairs = [(s_, a @ s_) for s_ in steps]
+    h = approx._bfgs_inverse_hessian(pairs, d)
+    s_new, y_new = pairs[-1]
+    np.testing.assert_allclose(h @ y_new, s_new, rtol=1e-10, atol=1e-12)  # secant
+    assert np.all(np.linalg.eigvalsh(h) > 0)
+    # BFGS on a quadratic with conjugate (A-orthogonal) steps recovers A^{-1} exactly
+    conj = []
+    for s_ in steps:
+        for c in conj:
+            s_ = s_ - (c @ a @ s_) / (c @ a @ c) * c
+        conj.append(s_)
+    h = approx._bfgs_inverse_hessian([(s_, a @ s_) for s_ in conj], d)
+    np.testing.assert_allclose(h, np.linalg.inv(a), rtol=1e-8, atol=1e-10)
 
 
 def _large_case(n):
@@ -219,6 +257,8 @@ def test_laplace_and_advi_match_statsmodels_at_n_1e6():
     adv = m.fit(method="advi", draws=500, chains=2, random_seed=1, log_likelihood=False)
     assert adv.attrs["softbayes_advi_batch_size"] == 10_000
     assert np.max(np.abs(_means(adv, names) / ref - 1)) < 0.01
+    pf = m.fit(method="pathfinder", draws=500, chains=2, random_seed=1, log_likelihood=False)
+    assert np.max(np.abs(_means(pf, names) / ref - 1)) < 0.01
 
 
 def test_advi_minibatch_agrees_with_laplace():
