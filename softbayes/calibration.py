@@ -528,18 +528,20 @@ def _normal_prior(model, lay):
     return np.concatenate(means), np.concatenate(precs)
 
 
-def _posterior_mode(model, lay):
+def _posterior_mode(model, lay, theta0=None):
     """Mode of the model's posterior and minus the Hessian of the log posterior there.
 
-    Normal priors (the defaults): Newton on the analytic NumPy math (no compilation). Other
-    real-line priors: Newton on PyMC's compiled logp, gradient and Hessian.
+    Normal priors (the defaults): Newton on the analytic NumPy math (no compilation), from
+    ``theta0`` (layout order) if given. Other real-line priors: Newton on PyMC's compiled
+    logp, gradient and Hessian.
     """
     fam = model.family.name
     w = _weights(model)
     normal = _normal_prior(model, lay)
     if normal is not None:
         mean, prec = normal
-        theta = find_mode(fam, model.labels, lay.Z, w, prior_precision=prec, prior_mean=mean)
+        theta = find_mode(fam, model.labels, lay.Z, w, prior_precision=prec, prior_mean=mean,
+                          theta0=theta0)
         h = glm_quantities(fam, model.labels, lay.Z, theta, w)["info"] + np.diag(prec)
         return theta, h
     m = model.pymc_model
@@ -755,7 +757,14 @@ def fit_dispersion(model, idata):
         lay = _layout(model)
         normal = _normal_prior(model, lay)
         if normal is not None:
-            theta, _ = _posterior_mode(model, lay)
+            # Newton from the posterior mean (next to the mode for these GLMs): 2-3 steps
+            # instead of ~8 from zero, each a pass over the data.
+            post = idata["posterior"]
+            draws = _draw_matrix(model, post.to_dataset() if hasattr(post, "to_dataset")
+                                 else post, lay)
+            start = draws.mean(axis=(0, 1))
+            theta, _ = _posterior_mode(model, lay,
+                                       theta0=start if np.all(np.isfinite(start)) else None)
             try:
                 return estimate_dispersion(model.family, model.labels, weights=_weights(model),
                                            eta=_eta(model.family.name, lay.Z, theta),
