@@ -644,33 +644,9 @@ def tempered_pymc_model(model, rate):
     """The model's PyMC model with the log-likelihood multiplied by ``rate``.
 
     Weighted families: the same graph with ``weights * rate``; the Continuous Bernoulli: the
-    observed variable plus a potential ``(rate - 1) * sum(logp)``.
+    observed variable plus a potential ``(rate - 1) * sum(logp)`` (see ``Model._build``).
     """
-    import pymc as pm
-    import pytensor.tensor as pt
-
-    from softbayes.model import LABELS_DATA, LOGLIK_VAR
-
-    fam = model.family
-    with pm.Model(coords=model._coords()) as m:
-        labels = pm.Data(LABELS_DATA, model.labels, dims=model._label_dims())
-        eta, glm = model._main.build(model._priors,
-                                     fused=model.fused and fam.glm_kernel is not None)
-        if fam.multiclass:
-            eta = pt.concatenate([pt.zeros((model.n_obs, 1)), eta], axis=1)
-        dims = model._label_dims() if not fam.multiclass else model._label_dims()[0]
-        extra = {} if glm is None else {"glm": glm}
-        if fam.supports_weights:
-            w = np.full(model.n_obs, float(rate))
-            if model.weights is not None:
-                w = w * np.asarray(model.weights, float)
-            fam.add_likelihood(LOGLIK_VAR, labels, weights=w, dims=dims, eta=eta, **extra)
-        else:
-            term = fam.add_likelihood(LOGLIK_VAR, labels, dims=dims, eta=eta, **extra)
-            # (rate - 1) times the same log-likelihood term (the fused one if fused)
-            loglik = m.logp(vars=[term], sum=True, jacobian=False)
-            pm.Potential("softbayes_tempering", (float(rate) - 1.0) * loglik)
-    return m
+    return model._build(rate=rate)
 
 
 def _draw_matrix(model, posterior, lay):

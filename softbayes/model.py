@@ -588,13 +588,14 @@ class Model:
             coords.update(self._phi.coords())
         return coords
 
+    def _wants_fused(self):
+        return self.fused and self.family.glm_kernel is not None
+
     @property
     def likelihood_kernel(self) -> str:
         """``"fused"`` if the likelihood runs on a fused kernel of :mod:`softbayes.kernels`,
         else ``"graph"`` (the elementwise PyTensor graph)."""
-        fused = (self.fused and self.family.glm_kernel is not None
-                 and self._main.fusable())
-        return "fused" if fused else "graph"
+        return "fused" if self._wants_fused() and self._main.fusable() else "graph"
 
     @property
     def pymc_model(self) -> pm.Model:
@@ -606,11 +607,13 @@ class Model:
     def _label_dims(self):
         return (OBS_DIM, CLASS_DIM) if self.family.multiclass else (OBS_DIM,)
 
-    def _build(self):
+    def _build(self, rate=None):
+        """The PyMC model; with ``rate``, its log-likelihood multiplied by ``rate``
+        (``calibrate="dispersion"``): through the row weights for weighted families, else as
+        a potential ``(rate - 1) * loglik`` beside the likelihood term."""
         with pm.Model(coords=self._coords()) as m:
             labels = pm.Data(LABELS_DATA, self.labels, dims=self._label_dims())
-            eta, glm = self._main.build(self._priors,
-                                        fused=self.fused and self.family.glm_kernel is not None)
+            eta, glm = self._main.build(self._priors, fused=self._wants_fused())
             if self.family.multiclass:
                 eta = pt.concatenate([pt.zeros((eta.shape[0], 1)), eta], axis=1)
             params = {"eta": eta}
@@ -624,12 +627,18 @@ class Model:
             if self.family.supports_weights:
                 # a container (unit weights if none) so that refits and ADVI minibatches can
                 # swap or rescale the rows' weights (softbayes.refit, softbayes.approx)
-                weights = pm.Data(WEIGHTS_DATA, np.ones(self.n_obs) if weights is None
-                                  else weights)
+                weights = np.ones(self.n_obs) if weights is None else np.asarray(weights, float)
+                if rate is not None:
+                    weights = weights * float(rate)
+                weights = pm.Data(WEIGHTS_DATA, weights)
             if glm is not None:
                 params["glm"] = glm
-            self.family.add_likelihood(LOGLIK_VAR, labels, weights=weights, dims=dims,
-                                       **params)
+            term = self.family.add_likelihood(LOGLIK_VAR, labels, weights=weights, dims=dims,
+                                              **params)
+            if rate is not None and not self.family.supports_weights:
+                # (rate - 1) times the same log-likelihood term (the fused one if fused)
+                loglik = m.logp(vars=[term], sum=True, jacobian=False)
+                pm.Potential("softbayes_tempering", (float(rate) - 1.0) * loglik)
         return m
 
     # -- NumPy evaluation on draws ----------------------------------------------------------
