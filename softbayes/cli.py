@@ -14,6 +14,7 @@ other failures exit with 1, an interrupt with 130. The previous report is never 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -52,6 +53,12 @@ def _fail(err: BaseException, code: int) -> None:
     raise typer.Exit(code)
 
 
+_PATH_ERRNOS = frozenset({
+    errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.EACCES, errno.EPERM,
+    errno.ELOOP, errno.EEXIST, errno.ENOTEMPTY, errno.EROFS, errno.EINVAL,
+})
+
+
 def _guard(fn, debug: bool):
     """Run ``fn`` turning exceptions into a short message and an exit status."""
     from softbayes.runner import ReportBusyError
@@ -70,6 +77,14 @@ def _guard(fn, debug: bool):
         if debug:
             raise
         _fail(err, 2)
+    except OSError as err:
+        # A path the user gave that the OS refuses (too long, a folder, no permission, ...)
+        # is bad input: name the file. Other OS failures (disk full, I/O) stay exit 1.
+        if debug:
+            raise
+        if err.errno in _PATH_ERRNOS and err.filename is not None:
+            _fail(ValueError(f"file {str(err.filename)!r}: {err.strerror or err}."), 2)
+        _fail(RuntimeError(f"{type(err).__name__}: {err}"), 1)
     except Exception as err:
         if debug:
             raise
@@ -162,15 +177,40 @@ def check(
 
 def _read_data(arg: str):
     from softbayes.datasets import load_dataset
-    from softbayes.spec import read_table
+    from softbayes.spec import path_problem, read_table
 
     if arg.startswith("builtin:"):
         return load_dataset(arg.split(":", 1)[1])
     p = Path(arg)
+    why = path_problem(p)
+    if why:
+        raise ValueError(f"data file {arg!r}: {why}.")
+    if p.is_dir():
+        raise ValueError(f"data file {arg!r} is a folder; give a CSV or Parquet file.")
     if not p.is_file():
         raise FileNotFoundError(f"data file not found: {arg} (or use builtin:NAME, see "
                                 "'softbayes datasets').")
     return read_table(p)
+
+
+def _check_out_file(out: Path) -> None:
+    """Refuse an output file the OS could not create, before the (slow) fit rather than after."""
+    from softbayes.spec import path_problem
+
+    why = path_problem(out)
+    if why is None and out.is_dir():
+        why = "is a folder; give a file name such as fit.nc"
+    if why is None:
+        # The first folder on the way that exists must let us create what is missing.
+        parent = out.absolute().parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            why = f"{parent} is not a folder"
+        elif not os.access(parent, os.W_OK | os.X_OK):
+            why = f"no permission to write in {parent}"
+    if why:
+        raise ValueError(f"--out file {str(out)!r}: {why}.")
 
 
 def _parse_priors(items):
@@ -219,8 +259,14 @@ def fit(
 
         from softbayes.model import Model
         from softbayes.runner import _quiet_libraries, _save_atomically
+        from softbayes.sandbox import check_formula
 
+        # command-line formulas are data, not code: refused before anything is read
+        check_formula(formula, where="--formula")
+        if phi_formula is not None:
+            check_formula(phi_formula, rhs_only=True, where="--phi-formula")
         _quiet_libraries()
+        _check_out_file(out)
         df = _read_data(data)
         kw = {}
         if squeeze is not None:
@@ -232,7 +278,7 @@ def fit(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             model = Model(formula, df, likelihood=likelihood, priors=_parse_priors(prior),
-                          weights=weights, **kw)
+                          weights=weights, _untrusted=True, **kw)
         for w in caught:
             _echo(f"note: {w.message}")
         _echo(f"fitting {likelihood}: {model.formula} ({len(df)} rows, {chains} chains x "
@@ -315,7 +361,8 @@ def compare(
     name: Annotated[list[str] | None, typer.Option(
         "--name", help="Model names, one per fit, in order (default: file names).")] = None,
     out: Annotated[Path | None, typer.Option(
-        "--out", help="Also write a report into this folder.")] = None,
+        "--out", help="Also write a report into this folder (new, empty or a softbayes "
+                      "report).")] = None,
     kfold_fallback: FallbackOpt = "none",
     debug: DebugOpt = False,
 ) -> None:
@@ -325,7 +372,10 @@ def compare(
         import warnings
 
         from softbayes.comparison import compare as _compare
+        from softbayes.runner import check_report_target
 
+        if out is not None:  # refuse before the (slow) comparison
+            check_report_target(out, what="--out")
         loaded = _load_fits(fits, name)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -344,8 +394,8 @@ def report(
     folder: Annotated[Path, typer.Argument(help="A report folder (re-rendered in place) or a "
                                                 "folder of .nc fits.")],
     out: Annotated[Path | None, typer.Option(
-        "--out", help="Report folder (default: FOLDER itself if it is a report, else "
-                      "FOLDER/report).")] = None,
+        "--out", help="Report folder: new, empty or a softbayes report (default: FOLDER "
+                      "itself if softbayes wrote it, else FOLDER/report).")] = None,
     title: Annotated[str | None, typer.Option(help="Report title.")] = None,
     kfold_fallback: FallbackOpt = "none",
     debug: DebugOpt = False,
@@ -353,6 +403,8 @@ def report(
     """(Re)write a report from saved fits: FOLDER/fits/*.nc or FOLDER/*.nc."""
 
     def go():
+        from softbayes.runner import REPORT_MARKER, check_report_target, is_report_folder
+
         if not folder.is_dir():
             raise FileNotFoundError(f"not a folder: {folder}")
         is_report = (folder / "fits").is_dir()
@@ -370,7 +422,17 @@ def report(
             by_file = {Path(v).name: k for k, v in files.items()}
             names = [by_file.get(p.name, p.stem) for p in paths]
         loaded = _load_fits(paths, names)
-        target = (out or (folder if is_report else folder / "report")).resolve()
+        # Only a folder softbayes wrote is re-rendered in place: the new report replaces it.
+        in_place = is_report and is_report_folder(folder)
+        if is_report and not in_place and out is None:
+            raise ValueError(
+                f"{folder} has a fits/ folder but is not a report folder softbayes created (no "
+                f"{REPORT_MARKER} marker), so it is not re-rendered in place: that would "
+                f"replace everything in it. Write the report to a new folder: softbayes report "
+                f"{folder} --out NEW_FOLDER.")
+        target = check_report_target(
+            out or (folder if in_place else folder / "report"),
+            what="--out" if out is not None else "report folder")
         spec_text = None
         if (folder / "spec.toml").is_file():
             spec_text = (folder / "spec.toml").read_text(encoding="utf-8")

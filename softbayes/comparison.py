@@ -352,15 +352,18 @@ def _kfold(rec: _Record, folds: np.ndarray, *, seed, refit_kwargs, progress):
         # one model of the formula for all folds: each fold swaps its training rows in
         # (Model.set_data), reusing the compiled sampler; the formula state (levels,
         # scale() parameters) is that of all rows, so every group level has a parameter
+        # the formulas of the model rebuilt (and sandbox-checked) from the fit's attrs, and
+        # still untrusted: they came from a file
         sub = Model(
-            attrs["softbayes_formula"],
+            model.formula,
             frame,
             likelihood=rec.family,
             priors=model.priors_dict(),
-            phi_formula=attrs.get("softbayes_phi_formula") or None,
+            phi_formula=model.phi_formula,
             weights=opts.get("weights"),
             extra_namespace=model.extra_namespace or None,
             _quiet=True,
+            _untrusted=True,
             **fam_kw,
         )
     for j in range(k):

@@ -11,9 +11,11 @@ The right-hand side is evaluated by formulae (Bambi's formula engine): numeric a
 categorical predictors (strings, booleans, pandas categoricals, ``C(x)``), interactions
 (``x:z``, ``x*z``), transformations (``log(x)``, ``np.log(x)``, ``scale(x)``,
 ``center(x)``, ``I(x**2)``, ``poly(x, 2)``, splines ...) and group-level terms ``(1|g)``,
-``(x|g)``. Functions available besides formulae's own: ``np`` and the NumPy functions
-``log, log1p, log2, log10, exp, expm1, sqrt, abs, square``, plus ``logit`` and ``expit``; more
-through ``extra_namespace``.
+``(x|g)``. Functions available besides formulae's own: the NumPy functions
+``log, log1p, log2, log10, exp, expm1, sqrt, abs, square``, ``logit`` and ``expit``, and
+``np.<f>`` for the NumPy functions of :data:`softbayes.sandbox.SAFE_NUMPY` (``np`` is a frozen
+set of those functions, not the numpy module); more through ``extra_namespace`` (in Python).
+Every formula passes :func:`softbayes.sandbox.check_formula` before it is evaluated.
 
 Stateful transforms (``scale``, ``center``, ...) and categorical levels are fixed by the
 training data: :class:`LinearDesign` keeps formulae's evaluated terms, and new data is
@@ -23,39 +25,35 @@ evaluated with them, so a design rebuilt from the same training data is the same
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import formulae
 import numpy as np
 import pandas as pd
+from formulae.categorical import CategoricalBox
 from formulae.environment import Environment
 from formulae.model_description import model_description
 from formulae.terms.terms import Intercept
-from scipy import special as _sp
+
+from softbayes.sandbox import check_formula, safe_namespace
 
 __all__ = [
     "DEFAULT_NAMESPACE",
+    "MAX_DESIGN_CELLS",
     "LinearDesign",
     "check_columns",
+    "check_design_size",
     "check_predictor_types",
     "parse_formula",
     "rhs_variables",
 ]
 
-DEFAULT_NAMESPACE = {
-    "np": np,
-    "log": np.log,
-    "log1p": np.log1p,
-    "log2": np.log2,
-    "log10": np.log10,
-    "exp": np.exp,
-    "expm1": np.expm1,
-    "sqrt": np.sqrt,
-    "abs": np.abs,
-    "square": np.square,
-    "logit": _sp.logit,
-    "expit": _sp.expit,
-}
+# The functions every formula sees (read-only): the flat NumPy / SciPy functions and "np",
+# a frozen object with only the allowed NumPy functions -- never the numpy module, whose
+# attributes reach os (see softbayes.sandbox).
+DEFAULT_NAMESPACE = MappingProxyType(safe_namespace())
 
 _NAME = r"(?:`[^`]+`|[A-Za-z_][A-Za-z0-9_.]*)"
 
@@ -124,6 +122,103 @@ class GroupTerm:
     term: object
 
 
+#: Most cells a model's designs may have, estimated before formulae builds them: rows x
+#: population-level columns, plus rows x groups for each group-level term (formulae builds
+#: a dense indicator of the grouping factor before its sparse group design). 5e7 float64
+#: cells are 400 MB, and formulae's peak while building them is about twice that. What
+#: exceeds it in practice is a categorical predictor with thousands of levels, such as an
+#: identifier in ``C(id)`` (an n x n design); such a factor belongs in a group-level term
+#: ``(1|id)`` or out of the model. A data set that is this large on purpose can raise it from
+#: Python: ``softbayes.design.MAX_DESIGN_CELLS = ...``.
+MAX_DESIGN_CELLS = 50_000_000
+
+
+def _width(component, categoric=False) -> tuple[int, bool]:
+    """Design columns of one evaluated formulae component (levels if categorical), and
+    whether it is categorical."""
+    x = getattr(component, "_intermediate_data", None)
+    if categoric or getattr(component, "kind", None) == "categoric":
+        if isinstance(x, CategoricalBox):
+            if x.levels is not None:
+                return max(len(x.levels), 1), True
+            x = x.data
+        s = x if isinstance(x, pd.Series) else pd.Series(np.asarray(x).ravel())
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            return max(len(s.cat.categories), 1), True
+        return max(int(s.nunique()), 1), True
+    shape = np.shape(x)
+    return (int(shape[1]) if len(shape) == 2 else 1), False
+
+
+def _term_width(term, data, env, categoric=False) -> tuple[int, list]:
+    """Columns of a formulae term (the product over its components, an upper bound for
+    categorical ones) and ``[(component, levels)]`` of its categorical components."""
+    if isinstance(term, Intercept):
+        return 1, []
+    term.set_type(data, env)  # evaluates each component as one column; builds no matrix
+    width, cats = 1, []
+    for comp in term.components:
+        w, is_cat = _width(comp, categoric)
+        width *= w
+        if is_cat:
+            cats.append((str(getattr(comp, "name", comp)), w))
+    return width, cats
+
+
+def check_design_size(rhs, data, env) -> None:
+    """Refuse a formula whose design would exceed :data:`MAX_DESIGN_CELLS`, before building it.
+
+    The estimate evaluates each term's components as formulae would (one column each: the
+    levels of a categorical, the width of ``poly``/``bs``), never the design itself, so a
+    refusal costs a few vectors of the data's length.
+
+    Raises
+    ------
+    ValueError
+        Naming the largest terms, their number of levels and the estimated size.
+    """
+    n = len(data)
+    parts = []  # (cells, what, [(component, levels)], columns)
+    try:
+        # Warnings of the evaluation (log of a negative value, ...) come again, once, when
+        # formulae builds the design.
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            desc = model_description(strip_tilde(rhs))
+            for term in desc.common_terms:
+                width, cats = _term_width(term, data, env)
+                name = "Intercept" if isinstance(term, Intercept) else str(term.name)
+                parts.append((n * width, f"term {name!r}", cats, width))
+            for term in desc.group_terms:
+                levels, _ = _term_width(term.factor, data, env, categoric=True)
+                parts.append((n * levels, f"group-level term {str(term.name)!r}",
+                              [(str(term.factor.name), levels)], levels))
+    except Exception:  # formulae reports the problem itself when it builds the design
+        return
+    limit = MAX_DESIGN_CELLS
+    cells = sum(p[0] for p in parts)
+    if cells <= limit:
+        return
+    ranked = sorted(parts, key=lambda p: -p[0])
+    worst = [p for p in ranked if p[3] > 1][:3] or ranked[:1]
+    shown = "; ".join(
+        f"{what}: about {width:,} column(s)"
+        + (" from " + ", ".join(f"{c!r} with {k:,} levels" for c, k in cats) if cats else "")
+        for _, what, cats, width in worst)
+    if worst[0][1].startswith("group-level"):
+        advice = ("A group-level term needs a rows x groups indicator while it is built: use "
+                  "a coarser grouping or fewer rows")
+    else:
+        advice = ("A categorical predictor with that many levels is usually an identifier: "
+                  "drop it, or model it as a group-level term such as '(1|id)'")
+    raise ValueError(
+        f"Formula {rhs!r}: its design would have about {cells:,} cells ({n:,} rows; about "
+        f"{cells * 8 / 1e6:,.0f} MB as float64), more than softbayes.design.MAX_DESIGN_CELLS "
+        f"= {limit:,}. Largest: {shown}. {advice}; raise MAX_DESIGN_CELLS only if the data "
+        "is that large on purpose."
+    )
+
+
 class LinearDesign:
     """One linear predictor: a right-hand side evaluated on the training data.
 
@@ -149,7 +244,14 @@ class LinearDesign:
 
     def __init__(self, rhs, data, namespace):
         self.rhs = strip_tilde(rhs)
+        # Whoever builds a design, the formula passes the sandbox first. Entries the caller
+        # added to the namespace (and their attributes) are the caller's own Python code;
+        # callers with formulas from files check them more strictly before (Model).
+        own = {k for k, v in namespace.items() if DEFAULT_NAMESPACE.get(k) is not v}
+        check_formula(self.rhs, columns=[str(c) for c in data.columns], extra_names=own,
+                      attribute_roots=own, rhs_only=True)
         env = Environment([dict(namespace)])
+        check_design_size(self.rhs, data, env)
         try:
             with np.errstate(all="ignore"):  # non-finite columns are reported below
                 self._dm = formulae.design_matrices(self.rhs, data, na_action="error", env=env)

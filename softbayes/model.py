@@ -71,10 +71,12 @@ from softbayes.families import Family, get_family
 from softbayes.fit_io import (
     OBS_DIM,
     TRAINING_GROUP,
+    FitFileError,
     data_hash,
     dataset_to_frame,
     frame_to_dataset,
     labels_hash,
+    validate_fit,
 )
 from softbayes.priors import (
     DEFAULT_SCALE,
@@ -88,6 +90,7 @@ from softbayes.priors import (
     priors_table,
     slope_prior,
 )
+from softbayes.sandbox import check_formula
 
 __all__ = ["LOGLIK_VAR", "Model"]
 
@@ -334,7 +337,9 @@ class Model:
         of exactly 0 or 1 can be fitted (default False: such labels are an error).
     extra_namespace : dict, optional
         More functions for the formula (they are not stored in a saved fit: pass them
-        again to :meth:`from_fit`).
+        again to :meth:`from_fit`). A formula typed in Python may also call their
+        attributes (``extra_namespace={"np": np}`` makes every ``np.<f>`` available); every
+        formula passes :func:`softbayes.sandbox.check_formula` first.
     fused : bool, default True
         Evaluate the likelihood of ``weighted_bernoulli`` and ``continuous_bernoulli``
         models without group-level terms with the fused kernels of
@@ -352,7 +357,10 @@ class Model:
 
     def __init__(self, formula, data, likelihood="weighted_bernoulli", priors=None, *,
                  phi_formula=None, weights=None, threshold=None, squeeze=None,
-                 extra_namespace=None, fused=True, _quiet=False):
+                 extra_namespace=None, fused=True, _quiet=False, _untrusted=False):
+        # _untrusted: the formulas come from a file or the command line (specs, fits, CLI
+        # options), so they may call only the allow-list and the extra_namespace functions
+        # by name, never attributes of those
         name = likelihood.name if isinstance(likelihood, Family) else likelihood
         if threshold is not None and name != "bernoulli":
             raise ValueError(f"threshold= applies to likelihood='bernoulli', not {name!r}.")
@@ -376,6 +384,12 @@ class Model:
             )
         self.formula = formula
         self.label_columns, rhs, multi = parse_formula(formula)
+        extra_names = set(extra_namespace or {})
+        sandbox = {"columns": [str(c) for c in data.columns], "extra_names": extra_names,
+                   "attribute_roots": () if _untrusted else extra_names}
+        check_formula(formula, **sandbox)
+        if phi_formula is not None:
+            check_formula(phi_formula, rhs_only=True, **sandbox)
         if self.family.multiclass and (not multi or len(self.label_columns) < 2):
             raise ValueError(
                 f"likelihood='soft_categorical' needs K >= 2 label columns: write the "
@@ -838,18 +852,31 @@ class Model:
         fit : xarray.DataTree
             A fit from :meth:`fit` (possibly read back with :func:`softbayes.load_fit`).
         extra_namespace : dict, optional
-            Functions the formula used beyond the defaults (not stored in the fit).
+            Functions the formula used beyond the defaults (not stored in the fit). The
+            stored formula may call them by name only, never their attributes.
         check : bool, default True
             Compare the stored data's hashes with the fit's attrs.
+
+        Raises
+        ------
+        softbayes.fit_io.FitFileError
+            (a ValueError) naming the attr, if one fails its check
+            (:func:`softbayes.fit_io.validate_fit`): the attrs of a fit are untrusted input,
+            its formulas pass the sandbox before anything is evaluated.
         """
         attrs = fit.attrs
         if "softbayes_family" not in attrs:
             raise ValueError("Not a softbayes fit: its attrs lack 'softbayes_family'.")
         if TRAINING_GROUP not in fit.children:
             raise ValueError(f"The fit has no {TRAINING_GROUP!r} group to rebuild the model.")
+        info = validate_fit(fit, extra_names=set(extra_namespace or {}))
+        for key in ("formula", "options", "priors"):
+            if key not in info:
+                raise FitFileError("the fit", f"softbayes_{key}",
+                                   "missing: the model cannot be rebuilt without it.")
         frame = dataset_to_frame(fit[TRAINING_GROUP])
-        options = json.loads(attrs["softbayes_options"])
-        stored = json.loads(attrs["softbayes_priors"])
+        options = info["options"]
+        stored = info["priors"]
         priors = {k: Prior(v["dist"], v["kwargs"], v.get("source", "user"))
                   for k, v in stored.items()}
         kw = {}
@@ -858,9 +885,10 @@ class Model:
         if "squeeze" in options:
             kw["squeeze"] = bool(options["squeeze"])
         model = cls(
-            attrs["softbayes_formula"], frame, likelihood=attrs["softbayes_family"],
-            priors=priors, phi_formula=attrs.get("softbayes_phi_formula") or None,
-            weights=options.get("weights"), extra_namespace=extra_namespace, _quiet=True, **kw,
+            info["formula"], frame, likelihood=info["family"],
+            priors=priors, phi_formula=info.get("phi_formula") or None,
+            weights=options.get("weights"), extra_namespace=extra_namespace, _quiet=True,
+            _untrusted=True, **kw,
         )
         if check:
             dh, lh = model._hashes()

@@ -36,24 +36,148 @@ group-level term, ``"phi"``, and ``"phi_<term>"`` for the terms of ``phi_formula
 "nu": 3, "sigma": 1}}``, ``{"phi": {"dist": "Gamma", "alpha": 2, "beta": 0.1}}``. A
 parameter may be a list with one value per column of the term (or per class for
 ``soft_categorical``). A :class:`Prior` is accepted as well.
+
+The distribution must be one of :data:`PRIOR_DISTRIBUTIONS` and the keywords its parameters,
+with finite values, positive for scales, rates, shapes and degrees of freedom
+(:func:`validate_prior`): a bad prior is refused when the model is built, not after sampling.
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import json
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 import pandas as pd
 import pymc as pm
 
-__all__ = ["DEFAULT_SCALE", "Prior", "parse_prior"]
+__all__ = ["DEFAULT_SCALE", "PRIOR_DISTRIBUTIONS", "Prior", "PriorError", "parse_prior",
+           "validate_prior"]
 
 #: Prior scale of one unit of a standardized predictor on the logit scale.
 DEFAULT_SCALE = 2.5
 #: Location and scale of the default prior on log(phi) (Beta family).
 PHI_LOG_MU = 3.0
 PHI_LOG_SCALE = 1.5
+
+_REAL, _POSITIVE = "real", "positive"
+
+#: The PyMC distributions a prior may use, with the constraint of each parameter ("real":
+#: any finite number, "positive": a finite number > 0). Only these names are looked up on
+#: the pymc module: a name read from a spec or a fit file is never resolved otherwise. They
+#: are the location-scale families of the real line (coefficients) and the families of
+#: positive numbers (group-level sds, the Beta precision). Distributions without a usable
+#: forward sampler (Flat, HalfFlat), discrete ones and ones whose support suits no parameter
+#: of these models (Beta, Dirichlet, ...) are left out. Keyword names other than these
+#: parameters (``observed``, ``shape``, ``dims``, ``initval``, ``transform``, ...) are refused:
+#: softbayes sets shape and dims itself.
+PRIOR_DISTRIBUTIONS: dict[str, dict[str, str]] = {
+    "Normal": {"mu": _REAL, "sigma": _POSITIVE, "tau": _POSITIVE},
+    "StudentT": {"nu": _POSITIVE, "mu": _REAL, "sigma": _POSITIVE, "lam": _POSITIVE},
+    "Cauchy": {"alpha": _REAL, "beta": _POSITIVE},
+    "Laplace": {"mu": _REAL, "b": _POSITIVE},
+    "Logistic": {"mu": _REAL, "s": _POSITIVE},
+    "Gumbel": {"mu": _REAL, "beta": _POSITIVE},
+    "SkewNormal": {"alpha": _REAL, "mu": _REAL, "sigma": _POSITIVE, "tau": _POSITIVE},
+    "TruncatedNormal": {"mu": _REAL, "sigma": _POSITIVE, "tau": _POSITIVE, "lower": _REAL,
+                        "upper": _REAL},
+    "Uniform": {"lower": _REAL, "upper": _REAL},
+    "HalfNormal": {"sigma": _POSITIVE, "tau": _POSITIVE},
+    "HalfStudentT": {"nu": _POSITIVE, "sigma": _POSITIVE, "lam": _POSITIVE},
+    "HalfCauchy": {"beta": _POSITIVE},
+    "Exponential": {"lam": _POSITIVE, "scale": _POSITIVE},
+    "Gamma": {"alpha": _POSITIVE, "beta": _POSITIVE, "mu": _POSITIVE, "sigma": _POSITIVE},
+    "InverseGamma": {"alpha": _POSITIVE, "beta": _POSITIVE, "mu": _POSITIVE,
+                     "sigma": _POSITIVE},
+    "LogNormal": {"mu": _REAL, "sigma": _POSITIVE, "tau": _POSITIVE},
+    "Weibull": {"alpha": _POSITIVE, "beta": _POSITIVE},
+}
+
+
+class PriorError(ValueError):
+    """A prior that cannot be used; ``param`` names the parameter at fault (None: the
+    distribution itself)."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.param = param
+
+
+@cache
+def _required_params(dist: str) -> tuple[str, ...]:
+    """Parameters that PyMC's ``<dist>.dist`` takes without a default (e.g. StudentT's nu)."""
+    sig = inspect.signature(getattr(pm, dist).dist)
+    return tuple(
+        name for name, p in sig.parameters.items()
+        if p.default is inspect.Parameter.empty
+        and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    )
+
+
+def _numbers(value) -> np.ndarray | None:
+    """``value`` as a float array if it is a number or a (nested) list of numbers, else None."""
+    try:
+        arr = np.asarray(value)
+    except Exception:  # ragged lists and the like
+        return None
+    if arr.size == 0 or arr.dtype.kind not in "iuf":  # bools and text are not parameters
+        return None
+    return arr.astype(float)
+
+
+def validate_prior(dist, kwargs) -> None:
+    """Refuse a prior that PyMC would accept now but that cannot work at fit time.
+
+    Checks that ``dist`` is in :data:`PRIOR_DISTRIBUTIONS`, that every keyword is one of its
+    parameters and every parameter without a default is given, that values are finite numbers
+    (or arrays of them), positive where the parameter is a scale, rate, shape or degrees of
+    freedom, and ``lower < upper`` for bounded distributions.
+
+    Raises
+    ------
+    PriorError
+        Naming the distribution, the parameter and the value.
+    """
+    if not isinstance(dist, str) or dist not in PRIOR_DISTRIBUTIONS:
+        close = difflib.get_close_matches(str(dist), PRIOR_DISTRIBUTIONS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise PriorError(
+            f"Unknown prior distribution {dist!r}; use one of {', '.join(PRIOR_DISTRIBUTIONS)}."
+            + hint
+        )
+    params = PRIOR_DISTRIBUTIONS[dist]
+    for key, value in kwargs.items():
+        if key not in params:
+            raise PriorError(
+                f"{dist} has no parameter {key!r}; its parameters are {', '.join(params)} "
+                "(shape, dims, observed and other keywords are set by softbayes, not by a "
+                "prior).", key)
+        arr = _numbers(value)
+        if arr is None:
+            raise PriorError(
+                f"{dist} parameter {key!r} must be a number or a list of numbers, got "
+                f"{value!r}.", key)
+        if not np.isfinite(arr).all():
+            raise PriorError(f"{dist} parameter {key!r} must be finite, got {value!r}.", key)
+        if params[key] == _POSITIVE and not (arr > 0).all():
+            raise PriorError(f"{dist} parameter {key!r} must be > 0, got {value!r}.", key)
+    missing = [p for p in _required_params(dist) if p not in kwargs]
+    if missing:
+        raise PriorError(f"{dist} needs parameter(s) {', '.join(map(repr, missing))}.",
+                         missing[0])
+    if "lower" in kwargs and "upper" in kwargs:
+        lower = np.asarray(kwargs["lower"], dtype=float)
+        upper = np.asarray(kwargs["upper"], dtype=float)
+        try:
+            ordered = bool((lower < upper).all())
+        except ValueError:  # shapes that do not broadcast: reported when the prior is built
+            ordered = True
+        if not ordered:
+            raise PriorError(f"{dist}: 'lower' must be below 'upper', got lower="
+                             f"{kwargs['lower']!r}, upper={kwargs['upper']!r}.", "lower")
 
 
 def _plain(value):
@@ -72,10 +196,11 @@ class Prior:
     Parameters
     ----------
     dist : str
-        Name of a PyMC distribution (``"Normal"``, ``"StudentT"``, ``"HalfNormal"``,
-        ``"Gamma"``, ``"LogNormal"``, ...).
+        Name of a PyMC distribution in :data:`PRIOR_DISTRIBUTIONS` (``"Normal"``,
+        ``"StudentT"``, ``"HalfNormal"``, ``"Gamma"``, ``"LogNormal"``, ...).
     kwargs : dict
-        Its parameters; scalars, or lists with one value per column of the term.
+        Its parameters; scalars, or lists with one value per column of the term. Checked
+        by :func:`validate_prior` (known names, finite values, positive scales).
     source : str
         Where it comes from (``"user"`` or the default rule that produced it).
     """
@@ -85,12 +210,7 @@ class Prior:
     source: str = "user"
 
     def __post_init__(self):
-        cls = getattr(pm, self.dist, None)
-        if not (isinstance(cls, type) and issubclass(cls, pm.Distribution)):
-            raise ValueError(
-                f"Unknown prior distribution {self.dist!r}; use the name of a PyMC "
-                "distribution such as 'Normal', 'StudentT', 'HalfNormal' or 'Gamma'."
-            )
+        validate_prior(self.dist, self.kwargs)
 
     def to_dict(self) -> dict:
         """``{"dist": ..., **kwargs}``: the form accepted by ``priors=``."""
@@ -163,7 +283,10 @@ def parse_prior(key, spec) -> Prior:
                 f"Prior for {key!r}: give a dict with a 'dist' entry, e.g. "
                 "{'dist': 'Normal', 'mu': 0, 'sigma': 1}."
             )
-        return Prior(dist, spec, "user")
+        try:
+            return Prior(dist, spec, "user")
+        except PriorError as err:
+            raise PriorError(f"Prior for {key!r}: {err}", err.param) from None
     raise ValueError(
         f"Prior for {key!r}: expected a dict such as {{'dist': 'Normal', 'mu': 0, "
         f"'sigma': 1}} or a softbayes.priors.Prior, got {type(spec).__name__}."

@@ -783,6 +783,54 @@ def render_markdown(report: Report) -> str:
     return _env(True).get_template("report.md.j2").render(r=report)
 
 
+#: First characters that make a spreadsheet read a cell as a formula (OWASP, "CSV injection").
+CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A text that is just a decimal number ("-1.5", "+3e-4") is a number to a spreadsheet, not a
+# formula, and stays as written so that the table still reads back as numbers.
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def csv_escape(value):
+    """A text cell that a spreadsheet would run as a formula, prefixed with ``'``.
+
+    Text starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return (OWASP's list)
+    gets a leading single quote, which spreadsheets show as text; other values, numbers
+    included (also ``-1.5`` written as text), are returned unchanged.
+    """
+    if (isinstance(value, str) and value.startswith(CSV_FORMULA_START)
+            and not _PLAIN_NUMBER.fullmatch(value)):
+        return "'" + value
+    return value
+
+
+def _csv_safe_index(index: pd.Index) -> pd.Index:
+    if len(index) == 0:
+        return index
+    if isinstance(index, pd.MultiIndex):
+        return pd.MultiIndex.from_tuples(
+            [tuple(csv_escape(v) for v in t) for t in index],
+            names=[csv_escape(n) for n in index.names])
+    if index.dtype.kind in "biufcmM":
+        return index.rename(csv_escape(index.name))
+    return pd.Index([csv_escape(v) for v in index], dtype=object, name=csv_escape(index.name))
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell, column name and index label passed through
+    :func:`csv_escape`; numeric columns are left as they are. Every CSV that softbayes
+    writes goes through this: names of terms, models and columns come from the user."""
+    out = frame.copy()
+    for j in range(out.shape[1]):
+        col = out.iloc[:, j]
+        if col.dtype.kind in "biufcmM":
+            continue
+        out.isetitem(j, pd.Series([csv_escape(v) for v in col], index=out.index,
+                                  dtype=object))
+    out.columns = _csv_safe_index(out.columns)
+    out.index = _csv_safe_index(out.index)
+    return out
+
+
 def write_report(report: Report, folder) -> Path:
     """Write ``index.html``, ``report.md``, ``figures/*.png`` and ``tables/*.csv``."""
     folder = Path(folder)
@@ -795,7 +843,10 @@ def write_report(report: Report, folder) -> Path:
         if frame is None:
             frame = pd.DataFrame(table.rows, columns=table.columns)
         keep_index = not isinstance(frame.index, pd.RangeIndex)
-        frame.to_csv(folder / "tables" / f"{table.name}.csv", index=keep_index)
+        # CRLF (RFC 4180) also makes the writer quote a text cell holding a bare carriage
+        # return, which a spreadsheet would otherwise read as the start of a new row.
+        csv_safe(frame).to_csv(folder / "tables" / f"{table.name}.csv", index=keep_index,
+                               lineterminator="\r\n")
     (folder / "report.md").write_text(render_markdown(report), encoding="utf-8")
     (folder / "index.html").write_text(render_html(report), encoding="utf-8")
     return folder

@@ -7,6 +7,12 @@ Safety
   (Linux ``renameat2(RENAME_EXCHANGE)``) or, elsewhere, two renames that keep the old report
   until the new one is in place. An interrupted or failed run leaves the previous report
   untouched; leftovers of killed runs are removed by the next run of the same spec.
+* softbayes replaces or writes into only the folders it created: every report folder carries
+  the marker file ``.softbayes-report`` (JSON: tool, version, kind), written into the
+  temporary folder when it is created, so the folder swapped in already carries it. An
+  existing non-empty folder without it, the current folder, the home folder and the file
+  system root are refused (:func:`check_report_target`). Leftovers of killed runs are found
+  by their exact name (``.<name>.tmp-XXXXXXXX``) and removed only if they carry the marker.
 * One lock per report folder (``reports/.<name>.lock``, ``flock``): a second run of the same
   spec fails at once with a clear message; runs of different specs proceed in parallel (no
   shared temporary paths).
@@ -23,7 +29,9 @@ import ctypes
 import ctypes.util
 import json
 import os
+import re
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -35,21 +43,41 @@ from softbayes._version import __version__
 from softbayes.spec import Spec, SpecError, check_spec, load_spec
 
 __all__ = [
+    "REPORT_MARKER",
     "ReportBusyError",
+    "ReportTargetError",
     "RunResult",
+    "check_report_target",
     "default_reports_dir",
     "demo_spec_path",
+    "is_report_folder",
     "replace_dir",
     "report_lock",
     "run_spec",
+    "write_marker",
     "write_report_atomically",
 ]
 
 CACHE_DIR = Path(".cache") / "fits"
 
+# Written into every report folder softbayes creates; only a folder carrying it (or an empty
+# one) is ever replaced, so a mistyped path never costs a user's files.
+REPORT_MARKER = ".softbayes-report"
+_MARKER_MAX_BYTES = 4096
+# A report written before the marker existed is adopted only if it holds nothing but what a
+# report consists of (file name -> kind; folder -> suffix of its plain files).
+_LEGACY_FILES = ("index.html", "report.md", "run.json", "spec.toml")
+_LEGACY_DIRS = {"figures": ".png", "tables": ".csv", "fits": ".nc"}
+# mkdtemp's names: prefix + 8 characters of [a-z0-9_].
+_TEMP_SUFFIX = r"\.(?:tmp|old)-[A-Za-z0-9_]{8}"
+
 
 class ReportBusyError(RuntimeError):
     """Another run holds the lock of this report folder."""
+
+
+class ReportTargetError(ValueError):
+    """A folder softbayes will not replace or write a report into (it did not create it)."""
 
 
 @dataclass
@@ -113,6 +141,120 @@ def resolve_spec_path(arg: str) -> Path:
     raise SpecError(f"spec file not found: {arg}")
 
 
+# --------------------------------------------------------------------------- report folders
+
+
+def write_marker(folder: Path) -> None:
+    """Mark ``folder`` as a report folder softbayes created (and may replace)."""
+    payload = {"tool": "softbayes", "version": __version__, "kind": "report"}
+    (Path(folder) / REPORT_MARKER).write_text(json.dumps(payload) + "\n", encoding="utf-8")
+
+
+def _read_small(path: Path, limit: int) -> bytes | None:
+    """The bytes of a plain file (no symlink) of at most ``limit`` bytes, else None."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        return os.read(fd, limit + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _has_marker(folder: Path) -> bool:
+    raw = _read_small(Path(folder) / REPORT_MARKER, _MARKER_MAX_BYTES)
+    if raw is None:
+        return False
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        return False
+    return (isinstance(meta, dict) and meta.get("tool") == "softbayes"
+            and meta.get("kind") == "report")
+
+
+def _is_legacy_report(folder: Path) -> bool:
+    """A report of a softbayes without markers: ``run.json`` and only report files."""
+    try:
+        entries = list(os.scandir(folder))
+        for e in entries:
+            if e.name in _LEGACY_FILES:
+                if not e.is_file(follow_symlinks=False):
+                    return False
+            elif e.name in _LEGACY_DIRS and e.is_dir(follow_symlinks=False):
+                suffix = _LEGACY_DIRS[e.name]
+                with os.scandir(e.path) as inner:
+                    if not all(f.is_file(follow_symlinks=False) and f.name.endswith(suffix)
+                               for f in inner):
+                        return False
+            else:
+                return False
+    except OSError:
+        return False
+    raw = _read_small(Path(folder) / "run.json", 1 << 20)
+    try:
+        meta = json.loads(raw) if raw is not None else None
+    except ValueError:
+        return False
+    return isinstance(meta, dict) and "softbayes_version" in meta
+
+
+def is_report_folder(folder) -> bool:
+    """True if ``folder`` is a report folder softbayes wrote (its marker, or an older report)."""
+    folder = Path(folder)
+    return folder.is_dir() and (_has_marker(folder) or _is_legacy_report(folder))
+
+
+def check_report_target(target, *, what: str = "report folder") -> Path:
+    """The resolved ``target`` if softbayes may put a report there, else :class:`ReportTargetError`.
+
+    Allowed: a folder that does not exist yet, an empty folder, or a report folder softbayes
+    wrote (:func:`is_report_folder`). Refused, whatever they hold: the file system root, the
+    home folder, the current folder and any folder holding one of them (replacing the report
+    swaps the whole folder away).
+    """
+    given = Path(target)
+    target = given.resolve()
+    shown = f"{what} {given}" + (f" ({target})" if str(given) != str(target) else "")
+    new = ("give a new folder (softbayes creates it), e.g. reports/<name>")
+    if target == Path(target.anchor):
+        raise ReportTargetError(f"{shown} is the root of the file system; softbayes does not "
+                                f"write a report there: {new}.")
+    for place, label in ((Path.cwd, "the current folder"), (Path.home, "your home folder")):
+        try:
+            where = place().resolve()
+        except (OSError, RuntimeError):  # deleted working folder, no HOME
+            continue
+        if where.is_relative_to(target):
+            held = "" if where == target else f" (it holds {label}, {where})"
+            name = label if where == target else "a folder"
+            hint = "run softbayes from another folder, or " if place is Path.cwd else ""
+            raise ReportTargetError(f"{shown} is {name}{held}; writing the report would replace "
+                                    f"it: {hint}{new}.")
+    if os.path.lexists(target) and not target.is_dir():
+        raise ReportTargetError(f"{shown} exists and is not a folder: {new}.")
+    if target.is_dir():
+        try:
+            with os.scandir(target) as it:
+                empty = next(it, None) is None
+        except OSError as err:
+            raise ReportTargetError(f"{shown} cannot be read ({err.strerror}): {new}.") from None
+        if not empty and not is_report_folder(target):
+            raise ReportTargetError(
+                f"{shown} already exists and was not created by softbayes (it has no "
+                f"{REPORT_MARKER} marker); softbayes replaces only the report folders it "
+                f"created. Write the report to a new folder, or remove this one yourself if "
+                "nothing in it is needed.")
+    return target
+
+
 # --------------------------------------------------------------------------- locking & swap
 
 
@@ -121,7 +263,11 @@ def report_lock(reports_root: Path, name: str):
     """Exclusive, non-blocking lock of one report folder (released on exit or death)."""
     reports_root.mkdir(parents=True, exist_ok=True)
     path = reports_root / f".{name}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a symlink: truncating it would truncate whatever it points to
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as err:
+        raise ReportTargetError(f"cannot open the report lock {path} ({err.strerror}); it "
+                                "must be a plain file softbayes creates.") from None
     try:
         try:
             import fcntl
@@ -134,8 +280,13 @@ def report_lock(reports_root: Path, name: str):
                 f"another softbayes run is writing {reports_root / name} (lock {path} is "
                 "held); wait for it to finish. Runs of different specs may run at once."
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        # The pid is only a hint for people; a file of that name with other content is
+        # someone else's and is left as it is (the flock works either way).
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_size <= 32 and (
+                os.read(fd, 32).strip().isdigit() or st.st_size == 0):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield path
     finally:
         os.close(fd)
@@ -158,7 +309,11 @@ def _renameat2_exchange(a: Path, b: Path) -> bool:
 
 
 def replace_dir(new: Path, target: Path) -> None:
-    """Put folder ``new`` at ``target``; the old ``target`` stays until ``new`` is in place."""
+    """Put folder ``new`` at ``target``; the old ``target`` stays until ``new`` is in place.
+
+    The old ``target`` is deleted: callers first check that softbayes owns it
+    (:func:`check_report_target`, as :func:`write_report_atomically` does).
+    """
     new, target = Path(new), Path(target)
     if not target.exists():
         os.rename(new, target)
@@ -178,9 +333,21 @@ def replace_dir(new: Path, target: Path) -> None:
 
 
 def _clean_stale(reports_root: Path, name: str) -> None:
-    """Remove temporary folders of killed runs (we hold the lock: none is in use)."""
-    for pattern in (f".{name}.tmp-*", f".{name}.old-*"):
-        for p in reports_root.glob(pattern):
+    """Remove temporary folders of killed runs (we hold the lock: none is in use).
+
+    The report's name is user text: it is matched literally (never as a glob), against the
+    exact names :func:`write_report_atomically` and :func:`replace_dir` create, and a folder is
+    removed only if it carries the marker written when it was created.
+    """
+    exact = re.compile(re.escape(f".{name}") + _TEMP_SUFFIX)
+    try:
+        with os.scandir(reports_root) as it:
+            stale = [Path(e.path) for e in it
+                     if exact.fullmatch(e.name) and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    for p in stale:
+        if _has_marker(p):
             shutil.rmtree(p, ignore_errors=True)
 
 
@@ -189,16 +356,20 @@ def write_report_atomically(target: Path):
     """Yield a temporary folder next to ``target``; on success it replaces ``target``.
 
     Holds the report folder's lock throughout. On any exception (or interrupt) the
-    temporary folder is removed and ``target`` is left as it was.
+    temporary folder is removed and ``target`` is left as it was. ``target`` must pass
+    :func:`check_report_target` (checked before and again right before the swap); the
+    temporary folder carries the report marker from the start.
     """
-    target = Path(target).resolve()
+    target = check_report_target(target)
     root = target.parent
     with report_lock(root, target.name):
         _clean_stale(root, target.name)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=root))
         try:
+            write_marker(tmp)
             yield tmp
             os.chmod(tmp, 0o755)
+            check_report_target(target)  # the folder may have changed while we worked
             replace_dir(tmp, target)
         finally:
             if tmp.exists():
@@ -345,6 +516,10 @@ def run_spec(spec_path, *, reports_dir=None, only=None, force=False, echo=None) 
     root = Path(reports_dir) if reports_dir is not None else default_reports_dir(spec.path)
     root = root.resolve()
     target = root / spec.name
+    if target.parent != root or target.name != spec.name:  # load_spec refuses such names
+        raise SpecError(f"the spec's name {spec.name!r} does not name a folder inside {root}.",
+                        path=spec.path)
+    check_report_target(target)  # before any fitting: refusing later would waste the fits
     echo(f"softbayes {__version__}: {spec.title}")
     echo(f"  spec {spec.path}  ->  report {target}")
     echo(f"  data: {spec.data.describe()}, {len(data)} rows; labels "

@@ -15,7 +15,8 @@ Format (``models/<name>.toml``; every key but ``[data]`` and ``[[models]]`` is o
     # path = "data/shares.csv"           # a CSV or Parquet file relative to this spec
     labels = "share_above"               # label column; K classes: ["p_a", "p_b", "p_c"]
     # weights = "n_raters"               # row weights, used by the families that take them
-    # sep = ";"                          # CSV separator (default ",")
+    # sep = ";"                          # CSV separator (default ","; also ";", "\t", "|",
+                                         # " ", ":" or "\\s+"; never a regular expression)
 
     [sampler]                            # defaults: 1000 draws, 1000 tune, 4 chains, nutpie
     draws = 500
@@ -47,6 +48,11 @@ Format (``models/<name>.toml``; every key but ``[data]`` and ``[[models]]`` is o
 Errors (:class:`SpecError`) name the file, the line and the key, e.g.
 ``models/star98.toml, line 23, key models[2].likelihood: unknown likelihood 'betta'; ...``.
 ``models[i]`` counts the ``[[models]]`` tables from 1.
+
+The file name without ``.toml`` is the spec's name and names its report folder
+``reports/<name>/``. It must be a plain folder name: not ``.``/``..``, no leading dot, no path
+separator, glob character (``* ? [ ]``) or control character, at most 100 characters
+(:func:`check_spec_name`); other names are refused with a message, never rewritten.
 """
 
 from __future__ import annotations
@@ -64,6 +70,8 @@ from typing import Any
 import pandas as pd
 
 from softbayes._version import __version__
+from softbayes.sandbox import SAFE_NUMPY as _SANDBOX_NUMPY
+from softbayes.sandbox import FormulaError, check_formula
 
 __all__ = [
     "CompareSettings",
@@ -86,11 +94,8 @@ SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
 FAMILY_OPTIONS = {"beta": {"squeeze", "phi_formula"}, "bernoulli": {"threshold"}}
 WEIGHTED_FAMILIES = ("weighted_bernoulli", "soft_categorical")
 
-# NumPy functions a spec's formula may call as ``np.<name>(...)``.
-SAFE_NUMPY = {
-    "log", "log1p", "log2", "log10", "exp", "expm1", "sqrt", "abs", "square", "sin", "cos",
-    "tanh", "arcsinh", "cbrt", "floor", "ceil", "round", "clip", "minimum", "maximum",
-}
+# NumPy functions a spec's formula may call as ``np.<name>(...)`` (the sandbox's list).
+SAFE_NUMPY = _SANDBOX_NUMPY
 
 
 class SpecError(ValueError):
@@ -377,7 +382,7 @@ class Spec:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
-                    model = Model(ms.formula, data, **kw)
+                    model = Model(ms.formula, data, _untrusted=True, **kw)
                 except (ValueError, TypeError, KeyError) as err:
                     raise self.error(f"model {ms.name!r}: {err}",
                                      _blame(ms, str(err))) from None
@@ -439,8 +444,72 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+SPEC_NAME_MAX = 100
+# Path separators and glob characters; a name holding one could name another folder.
+_NAME_FORBIDDEN = re.compile(r"[/\\*?\[\]]")
+# Control, format (bidi overrides), line/paragraph separators, surrogates of undecodable bytes.
+_NAME_BAD_CATEGORIES = ("Cc", "Cf", "Cs", "Zl", "Zp")
+
+
+def check_spec_name(name: str, path) -> str:
+    """``name`` if it may name the report folder ``reports/<name>/``, else :class:`SpecError`.
+
+    A spec's name is its file name without ``.toml``. It is refused (never rewritten, so two
+    specs never end up sharing one report folder) if it is empty, ``.`` or ``..``, starts with
+    a dot (hidden names belong to softbayes: the fit cache, locks, temporary folders), holds a
+    path separator, a glob character (``* ? [ ]``), a control or invisible formatting
+    character, or is longer than ``SPEC_NAME_MAX`` characters.
+    """
+    import unicodedata
+
+    why = None
+    if name in ("", ".", ".."):
+        why = "is empty, '.' or '..'"
+    elif name.startswith("."):
+        why = "starts with a dot (hidden names are softbayes's own: cache, locks, temporary " \
+              "folders)"
+    elif len(name) > SPEC_NAME_MAX:
+        why = f"is {len(name)} characters long (at most {SPEC_NAME_MAX})"
+    elif any(unicodedata.category(ch) in _NAME_BAD_CATEGORIES for ch in name):
+        why = "holds a control or invisible formatting character"
+    elif m := _NAME_FORBIDDEN.search(name):
+        why = f"holds {m.group()!r} (path separators and glob characters are refused)"
+    if why is None:
+        return name
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_-")[:SPEC_NAME_MAX] or "analysis"
+    raise SpecError(f"the spec's name {name!r} (its file name without .toml, which names the "
+                    f"report folder reports/<name>/) {why}. Rename the file, e.g. to "
+                    f"{slug}.toml.", path=_display(Path(path)))
+
+
+def path_problem(path) -> str | None:
+    """Why the operating system cannot use ``path`` as a file name (None if it can).
+
+    A NUL byte, a name longer than the file system allows (ENAMETOOLONG), a folder on the
+    way that is a file (ENOTDIR), a permission or a symlink loop: the reason as a short text,
+    so that callers can name the file in their message instead of letting ``os.stat``'s
+    OSError or ValueError escape. A path that merely does not exist is no problem here.
+    """
+    import os
+
+    text = os.fspath(path)
+    if "\0" in str(text):
+        return "the path holds a NUL byte"
+    try:
+        os.stat(text)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        return err.strerror or str(err)
+    except ValueError as err:  # other paths the OS layer rejects
+        return str(err)
+    return None
+
+
 def _inside(folder: Path, rel: str, err) -> Path:
     """``folder / rel``, refusing absolute paths and paths that leave ``folder``."""
+    if "\0" in rel:  # before resolve(), which raises a bare ValueError on it
+        raise err(f"data path {rel!r}: the path holds a NUL byte.")
     p = Path(rel)
     if p.is_absolute() or rel.startswith("~"):
         raise err(f"data path {rel!r} must be relative to the spec's folder (absolute paths "
@@ -450,27 +519,103 @@ def _inside(folder: Path, rel: str, err) -> Path:
     if not target.is_relative_to(base):
         raise err(f"data path {rel!r} points outside the spec's folder {base}; paths outside "
                   "it are refused (copy or link the data next to the spec).")
+    # Only now that the path is known to stay inside the folder: ask the OS about it.
+    why = path_problem(target)
+    if why:
+        raise err(f"data path {rel!r}: {why}.")
+    if target.is_dir():
+        raise err(f"data path {rel!r} is a folder, not a data file ({target}).")
     if not target.is_file():
         raise err(f"data file {rel!r} not found (looked for {target}).")
     return target
 
 
+#: The CSV separators a spec (``[data] sep``) or :func:`read_table` accepts. pandas reads any
+#: other separator longer than one character as a regular expression with its Python engine,
+#: and a pattern such as ``(a+)+b`` backtracks for ever on a long line; these are read by
+#: pandas' C engine in linear time (``\s+``: runs of spaces and tabs, handled by the C engine
+#: as whitespace-delimited input, not as a regex).
+SEPARATORS = (",", ";", "\t", "|", " ", ":", r"\s+")
+
+
+_SEP_HINT = (f"use one of {', '.join(repr(s) for s in SEPARATORS)} (other separators would be "
+             "read as regular expressions, which can hang on hostile input)")
+
+
+def _sep_problem(sep) -> str | None:
+    return None if sep in SEPARATORS else f"separator {sep!r} is not allowed; {_SEP_HINT}."
+
+
+def _duplicates(names) -> list[str]:
+    """Names that occur more than once (blank header cells, which pandas names
+    ``Unnamed: i``, are not names and are left out)."""
+    seen: dict[str, int] = {}
+    for n in names:
+        if isinstance(n, str) and n.strip():
+            seen[n] = seen.get(n, 0) + 1
+    return [n for n, k in seen.items() if k > 1]
+
+
+def _header_names(file: Path, name: str, sep: str) -> list:
+    """The column names as written in the file, before pandas renames duplicates (``x.1``)."""
+    if name.endswith((".parquet", ".pq")):
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(file).names)
+    head = pd.read_csv(file, sep=sep, engine="c", header=None, nrows=1, dtype=str,
+                       keep_default_na=False)
+    return head.iloc[0].tolist() if len(head) else []
+
+
 def read_table(file: Path, *, sep: str = ",", on_error=None) -> pd.DataFrame:
-    """Read a CSV (``.csv``, ``.tsv``, ``.txt``, optionally gzipped) or Parquet file."""
+    """Read a CSV (``.csv``, ``.tsv``, ``.txt``, optionally gzipped) or Parquet file.
+
+    Parameters
+    ----------
+    file : Path
+        The file; its extension chooses the format.
+    sep : str, default ","
+        CSV separator, one of :data:`SEPARATORS` (``.tsv`` files always use a tab).
+    on_error : callable, optional
+        ``message -> exception`` to raise (default :class:`ValueError`).
+
+    Raises
+    ------
+    ValueError
+        (or what ``on_error`` makes) naming the file: unreadable, unknown format, a separator
+        outside :data:`SEPARATORS`, or a column name used twice in the header.
+    """
     on_error = on_error or (lambda msg: ValueError(msg))
     name = file.name.lower()
+    why = path_problem(file) or _sep_problem(sep)
+    if why:
+        raise on_error(f"data file {file.name!r}: {why}")
+    parquet = name.endswith((".parquet", ".pq"))
+    if not parquet and not name.endswith((".tsv", ".tsv.gz", ".csv", ".csv.gz", ".txt")):
+        raise on_error(f"data file {file.name!r}: unknown format; use .csv, .tsv or .parquet.")
+    if name.endswith((".tsv", ".tsv.gz")):
+        sep = "\t"
     try:
-        if name.endswith((".parquet", ".pq")):
-            return pd.read_parquet(file)
-        if name.endswith((".tsv", ".tsv.gz")):
-            return pd.read_csv(file, sep="\t")
-        if name.endswith((".csv", ".csv.gz", ".txt")):
-            return pd.read_csv(file, sep=sep)
+        if parquet:
+            names = _header_names(file, name, sep)  # before pandas, which fails on duplicates
+            df = None if _duplicates(names) else pd.read_parquet(file)
+        else:
+            # The C engine never treats the separator as a regular expression.
+            df = pd.read_csv(file, sep=sep, engine="c")
+            names = _header_names(file, name, sep) if df.shape[1] else []
     except ImportError as err:
         raise on_error(f"cannot read {file.name}: {err}") from None
     except Exception as err:
         raise on_error(f"cannot read {file.name}: {type(err).__name__}: {err}") from None
-    raise on_error(f"data file {file.name!r}: unknown format; use .csv, .tsv or .parquet.")
+    dup = _duplicates(names) or (_duplicates(map(str, df.columns)) if df is not None else [])
+    if dup:
+        where = "; ".join(
+            f"{d!r} in columns {', '.join(str(i + 1) for i, n in enumerate(names) if n == d)}"
+            for d in dup)
+        raise on_error(f"data file {file.name!r}: column name(s) {dup} occur more than once in "
+                       f"the header ({where}); column names must be unique: rename or drop the "
+                       "duplicates.")
+    return df
 
 
 # --------------------------------------------------------------------------- validation
@@ -547,25 +692,12 @@ def _sampler(c: _Checker, raw, key_path, base: SamplerSettings) -> SamplerSettin
     )
 
 
-def _formula_check(formula: str) -> str | None:
-    """Why a spec's formula is refused (None if it only calls allowed functions)."""
-    from formulae.transforms import TRANSFORMS
-
-    from softbayes.design import DEFAULT_NAMESPACE
-
-    allowed = (set(TRANSFORMS) | {"scale", "center", "standardize", "poly", "bs", "cr", "cc",
-                                  "C", "I", "c"}
-               | (set(DEFAULT_NAMESPACE) - {"np"}) | {f"np.{f}" for f in SAFE_NUMPY})
-    text = re.sub(r"`[^`]*`", "``", formula)  # quoted column names are data, not calls
-    if "__" in text:
-        return "double underscores are not allowed outside `quoted` column names."
-    for m in re.finditer(r"([A-Za-z_][A-Za-z0-9_.]*)\s*\(", text):
-        name = m.group(1)
-        if name not in allowed:
-            shown = sorted(a for a in allowed if "." not in a)
-            return (f"function {name!r} is not allowed in a spec's formula (specs are data, "
-                    f"not code). Allowed: {', '.join(shown)} and np.<f> for f in "
-                    f"{', '.join(sorted(SAFE_NUMPY))}.")
+def _formula_check(formula: str, *, rhs_only: bool = False) -> str | None:
+    """Why a spec's formula is refused by the sandbox (None if it may be evaluated)."""
+    try:
+        check_formula(formula, rhs_only=rhs_only)
+    except FormulaError as err:
+        return str(err)
     return None
 
 
@@ -595,7 +727,10 @@ def _full_formula(c: _Checker, formula: str, labels: tuple, key_path) -> str:
     return formula
 
 
-def _priors(c: _Checker, raw, key_path) -> dict:
+def _priors(c: _Checker, raw, key_path, model: str = "") -> dict:
+    from softbayes.priors import PriorError, validate_prior
+
+    where = f"model {model!r}: " if model else ""
     if not isinstance(raw, dict):
         c.fail(f"expected a table of term = {{ dist = ..., ... }}, got {_tname(raw)}.", key_path)
     out = {}
@@ -614,6 +749,12 @@ def _priors(c: _Checker, raw, key_path) -> dict:
             if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in vals):
                 c.fail(f"prior of {term!r}: parameter {k!r} must be a number or an array of "
                        f"numbers, got {v!r}.", (*kp, k))
+        # Names, finiteness and signs now, so that `softbayes check` refuses what would
+        # otherwise only fail after sampling.
+        try:
+            validate_prior(spec["dist"], {k: v for k, v in spec.items() if k != "dist"})
+        except PriorError as err:
+            c.fail(f"{where}prior of {term!r}: {err}", (*kp, err.param or "dist"))
         out[term] = dict(spec)
     return out
 
@@ -627,8 +768,12 @@ def load_spec(path) -> Spec:
         With the file, line and key of the problem.
     """
     path = Path(path)
+    why = path_problem(path)
+    if why:
+        raise SpecError(f"file {str(path)!r}: {why}.")
     if not path.is_file():
         raise SpecError(f"spec file not found: {path}")
+    check_spec_name(path.stem, path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
@@ -678,8 +823,8 @@ def load_spec(path) -> Spec:
         path=c.typed(d, "path", ("data",), "str"),
         builtin=builtin,
         weights=c.typed(d, "weights", ("data",), "str"),
-        sep=c.typed(d, "sep", ("data",), "str", ",", lambda v: len(v) >= 1,
-                    "must not be empty"),
+        sep=c.typed(d, "sep", ("data",), "str", ",", lambda v: v in SEPARATORS,
+                    _SEP_HINT),
     )
 
     sampler = _sampler(c, raw.get("sampler", {}), ("sampler",), SamplerSettings())
@@ -749,7 +894,7 @@ def load_spec(path) -> Spec:
                 "must lie strictly between 0 and 1")
         phi = c.typed(options, "phi_formula", (*kp, "options"), "str")
         if phi is not None:
-            why = _formula_check(phi)
+            why = _formula_check(phi, rhs_only=True)
             if why:
                 c.fail(why, (*kp, "options", "phi_formula"))
         models.append(ModelSpec(
@@ -757,7 +902,7 @@ def load_spec(path) -> Spec:
             likelihood=fam,
             formula=formula,
             index=i,
-            priors=_priors(c, m.get("priors", {}), (*kp, "priors")),
+            priors=_priors(c, m.get("priors", {}), (*kp, "priors"), name),
             options=dict(options),
             sampler=_sampler(c, m.get("sampler", {}), (*kp, "sampler"), sampler),
             description=c.typed(m, "description", kp, "str", ""),
