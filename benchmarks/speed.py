@@ -5,7 +5,7 @@ normal covariates, ``beta ~ N(0, 0.5)``):
 
 1. **logp + gradient per evaluation** of the weighted-Bernoulli (soft-label logistic) and
    continuous-Bernoulli likelihoods at several ``n``: softbayes' fused kernel
-   (:mod:`softbayes.kernels`), softbayes' reference graph (``WeightedBernoulli`` /
+   (:mod:`softbayes.ops.glm`), softbayes' reference graph (``WeightedBernoulli`` /
    ``ContinuousBernoulli``), the naive ``pm.Potential`` a user would write, the naive graph
    on PyTensor's JAX backend (where JAX is installed) and one NumPy ``X @ beta`` (the floor:
    one pass over ``X``). Each is compiled once (default PyTensor mode: numba) and called many
@@ -101,8 +101,8 @@ def build_model(kind, family, X, labels):
     import pytensor.tensor as pt
 
     import softbayes as sb
-    from softbayes.duplication import expand_soft_labels
-    from softbayes.kernels import ContinuousBernoulliGLM, WeightedBernoulliGLM
+    from softbayes.data.duplication import expand_soft_labels
+    from softbayes.ops.glm import ContinuousBernoulliGLM, WeightedBernoulliGLM
 
     d = X.shape[1]
     with pm.Model() as model:

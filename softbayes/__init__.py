@@ -1,25 +1,25 @@
 """softbayes: Bayesian classifiers on soft labels, built on PyMC, PyTensor and ArviZ."""
 
 from softbayes._version import __version__
-from softbayes.comparison import Comparison, compare
-from softbayes.datasets import load_dataset
-from softbayes.diagnostics import FitDiagnostics, diagnose_fit
+from softbayes.analysis.comparison import Comparison, compare
+from softbayes.analysis.diagnostics import FitDiagnostics, diagnose_fit
+from softbayes.analysis.predict import marginal_effects, predict
+from softbayes.app.runner import run_spec
+from softbayes.app.spec import load_spec
+from softbayes.backend.log_likelihood import compute_log_likelihood
+from softbayes.data.datasets import load_dataset
+from softbayes.data.duplication import expand_soft_labels
+from softbayes.data.validation import validate_soft_labels, validate_weights
 from softbayes.distributions.continuous_bernoulli import (
     ContinuousBernoulli,
     continuous_bernoulli_entropy,
     continuous_bernoulli_mean,
     continuous_bernoulli_variance,
 )
+from softbayes.distributions.potentials import WeightedBernoulli, WeightedCategorical
 from softbayes.distributions.soft import SoftBernoulli, SoftCategorical
-from softbayes.duplication import expand_soft_labels
-from softbayes.fit_io import load_fit
-from softbayes.log_likelihood import compute_log_likelihood
+from softbayes.io.fits import load_fit
 from softbayes.model import Model
-from softbayes.potentials import WeightedBernoulli, WeightedCategorical
-from softbayes.predict import marginal_effects, predict
-from softbayes.runner import run_spec
-from softbayes.spec import load_spec
-from softbayes.validation import validate_soft_labels, validate_weights
 
 __all__ = [
     "Comparison",

@@ -16,7 +16,7 @@ observation, for every family, in the variable ``"labels"`` with dims ``(chain, 
 obs)``), ``observed_data`` (``"labels"``: the labels as the likelihood saw them -- thresholded
 for ``bernoulli``, squeezed for ``beta`` with ``squeeze=True``), ``constant_data`` (design
 matrix ``X``, ``X_phi``, ``weights``) and ``training_data`` (the used columns of the data frame,
-to rebuild the model; see :mod:`softbayes.fit_io`). Root attrs, all strings or numbers so
+to rebuild the model; see :mod:`softbayes.io.fits`). Root attrs, all strings or numbers so
 netCDF and zarr store them:
 
 ``softbayes_version``, ``softbayes_family``, ``softbayes_formula``, ``softbayes_phi_formula``
@@ -58,17 +58,7 @@ import pytensor.tensor as pt
 import xarray as xr
 
 from softbayes._version import __version__
-from softbayes.design import (
-    DEFAULT_NAMESPACE,
-    LinearDesign,
-    check_columns,
-    check_predictor_types,
-    parse_formula,
-    rhs_variables,
-    strip_tilde,
-)
-from softbayes.families import Family, get_family
-from softbayes.fit_io import (
+from softbayes.io.fits import (
     OBS_DIM,
     TRAINING_GROUP,
     FitFileError,
@@ -78,7 +68,17 @@ from softbayes.fit_io import (
     labels_hash,
     validate_fit,
 )
-from softbayes.priors import (
+from softbayes.terms.design import (
+    DEFAULT_NAMESPACE,
+    LinearDesign,
+    check_columns,
+    check_predictor_types,
+    parse_formula,
+    rhs_variables,
+    strip_tilde,
+)
+from softbayes.terms.families import Family, get_family
+from softbayes.terms.priors import (
     DEFAULT_SCALE,
     PHI_LOG_MU,
     PHI_LOG_SCALE,
@@ -90,7 +90,7 @@ from softbayes.priors import (
     priors_table,
     slope_prior,
 )
-from softbayes.sandbox import check_formula
+from softbayes.terms.sandbox import check_formula
 
 __all__ = ["LOGLIK_VAR", "Model"]
 
@@ -177,14 +177,14 @@ class _Predictor:
 
         Returns ``(eta, glm)``: ``eta`` is (n,) or (n, K-1); ``glm`` is ``(X, theta)`` with
         ``eta = X @ theta`` when ``fused`` and :meth:`fusable` (else None), for the fused
-        kernels of :mod:`softbayes.kernels` (the data container already holds the centred
+        kernels of :mod:`softbayes.ops.glm` (the data container already holds the centred
         design with the intercept's column of ones: one contiguous matrix, read once per
         evaluation).
         """
         d = self.design
         fused = fused and self.fusable()
         # Data containers (pm.Data, flexible number of rows) so that a compiled model can be
-        # refitted on new rows (softbayes.refit); names from data_names().
+        # refitted on new rows (softbayes.backend.refit); names from data_names().
         names = self.data_names()
         xc = pm.Data(names["X"], np.ascontiguousarray(d.X - d.means))
         n = xc.shape[0]
@@ -313,7 +313,7 @@ class Model:
     Parameters
     ----------
     formula : str
-        ``"labels ~ predictors"``; see :mod:`softbayes.design`. For ``soft_categorical``
+        ``"labels ~ predictors"``; see :mod:`softbayes.terms.design`. For ``soft_categorical``
         the response names the K probability columns, ``"c(p_a, p_b, p_c) ~ x"``, the first
         being the reference class. Group-level terms ``(1|g)``, ``(x|g)`` get non-centred
         partial pooling, one sd per column of the term (no correlations between terms).
@@ -321,10 +321,10 @@ class Model:
         One row per observation. Used columns must have no missing values.
     likelihood : str, default "weighted_bernoulli"
         ``"weighted_bernoulli"``, ``"continuous_bernoulli"``, ``"beta"``, ``"bernoulli"`` or
-        ``"soft_categorical"`` (see :mod:`softbayes.families`).
+        ``"soft_categorical"`` (see :mod:`softbayes.terms.families`).
     priors : dict, optional
         Overrides per term, ``{"x": {"dist": "Normal", "mu": 0, "sigma": 1}, ...}``; see
-        :mod:`softbayes.priors` for keys and the default rule. ``model.priors`` shows them.
+        :mod:`softbayes.terms.priors` for keys and the default rule. ``model.priors`` shows them.
     phi_formula : str, optional
         ``beta`` only: formula of ``log phi``, e.g. ``"~ x"`` (default: a constant ``phi``).
     weights : str or array_like, optional
@@ -339,11 +339,11 @@ class Model:
         More functions for the formula (they are not stored in a saved fit: pass them
         again to :meth:`from_fit`). A formula typed in Python may also call their
         attributes (``extra_namespace={"np": np}`` makes every ``np.<f>`` available); every
-        formula passes :func:`softbayes.sandbox.check_formula` first.
+        formula passes :func:`softbayes.terms.sandbox.check_formula` first.
     fused : bool, default True
         Evaluate the likelihood of ``weighted_bernoulli`` and ``continuous_bernoulli``
         models without group-level terms with the fused kernels of
-        :mod:`softbayes.kernels` (one pass over the design matrix per log-density and
+        :mod:`softbayes.ops.glm` (one pass over the design matrix per log-density and
         gradient evaluation). The same function up to rounding (tested to 1e-10); False
         builds the reference elementwise graph, e.g. to inspect or transform it.
 
@@ -438,7 +438,7 @@ class Model:
         # -- labels -------------------------------------------------------------------------
         self._set_labels_from_frame(quiet=_quiet)
         if self.weights_column is not None:
-            from softbayes.validation import validate_weights
+            from softbayes.data.validation import validate_weights
 
             self.weights = validate_weights(frame[self.weights_column].to_numpy(), self.n_obs,
                                             name=f"weights column {self.weights_column!r}")
@@ -543,15 +543,15 @@ class Model:
 
         New rows are evaluated with the stored formula state (levels, ``scale()``
         parameters, centring) and the priors are kept; the next :meth:`fit` reuses the
-        compiled model (nutpie's ``with_data``). See :func:`softbayes.refit.set_data`.
+        compiled model (nutpie's ``with_data``). See :func:`softbayes.backend.refit.set_data`.
         """
-        from softbayes.refit import set_data
+        from softbayes.backend.refit import set_data
 
         return set_data(self, data, weights=weights)
 
     def refit(self, data=None, labels=None, *, weights=None, **fit_kwargs):
         """:meth:`set_data` and/or :meth:`set_labels`, then :meth:`fit` without recompiling."""
-        from softbayes.refit import refit
+        from softbayes.backend.refit import refit
 
         return refit(self, data, labels, weights=weights, **fit_kwargs)
 
@@ -607,7 +607,7 @@ class Model:
 
     @property
     def likelihood_kernel(self) -> str:
-        """``"fused"`` if the likelihood runs on a fused kernel of :mod:`softbayes.kernels`,
+        """``"fused"`` if the likelihood runs on a fused kernel of :mod:`softbayes.ops.glm`,
         else ``"graph"`` (the elementwise PyTensor graph)."""
         return "fused" if self._wants_fused() and self._main.fusable() else "graph"
 
@@ -640,7 +640,7 @@ class Model:
             weights = self.weights
             if self.family.supports_weights:
                 # a container (unit weights if none) so that refits and ADVI minibatches can
-                # swap or rescale the rows' weights (softbayes.refit, softbayes.approx)
+                # swap or rescale the rows' weights (backend.refit, backend.approx)
                 weights = np.ones(self.n_obs) if weights is None else np.asarray(weights, float)
                 if rate is not None:
                     weights = weights * float(rate)
@@ -709,7 +709,7 @@ class Model:
         calibrate : {None, "dispersion", "sandwich"}, default None
             Calibrate the posterior spread to the noise of the labels
             (``weighted_bernoulli``, ``continuous_bernoulli``, ``soft_categorical``; see
-            :mod:`softbayes.calibration`): ``"dispersion"`` multiplies the log-likelihood by
+            :mod:`softbayes.backend.calibration`): ``"dispersion"`` multiplies the log-likelihood by
             ``1/phi_hat`` (Pearson dispersion at the posterior mode), ``"sandwich"`` maps the
             draws to the sandwich covariance around the mode. Recorded in the attrs
             ``softbayes_calibration``; every fit of those families records
@@ -717,23 +717,23 @@ class Model:
         method : {"nuts", "laplace", "advi", "pathfinder"}, default "nuts"
             ``"nuts"`` samples with ``sampler``; the others are approximations for large n
             (``chains`` x ``draws`` draws of the approximate posterior; ``tune`` and
-            ``sampler`` unused): see :mod:`softbayes.approx`. Recorded in the attrs
+            ``sampler`` unused): see :mod:`softbayes.backend.approx`. Recorded in the attrs
             ``softbayes_method``.
         **kwargs
             Passed to ``nutpie.sample`` or ``pm.sample`` (e.g. ``target_accept``), or to the
-            approximation (see :func:`softbayes.approx.fit_approx`).
+            approximation (see :func:`softbayes.backend.approx.fit_approx`).
 
         Returns
         -------
         xarray.DataTree
         """
         if method != "nuts":
-            from softbayes.approx import fit_approx
+            from softbayes.backend.approx import fit_approx
 
             return fit_approx(self, method, draws=draws, chains=chains,
                               random_seed=random_seed, log_likelihood=log_likelihood,
                               calibrate=calibrate, progressbar=progressbar, **kwargs)
-        from softbayes import calibration
+        from softbayes.backend import calibration
 
         plan = calibration.plan_fit(self, calibrate)
         sampler = _resolve_sampler(sampler)
@@ -777,7 +777,7 @@ class Model:
                 del idata[group]
         idata = plan.adjust(self, idata)  # calibrate="sandwich": adjusted draws
         if log_likelihood:
-            from softbayes.log_likelihood import compute_log_likelihood
+            from softbayes.backend.log_likelihood import compute_log_likelihood
 
             compute_log_likelihood(idata, model=self.pymc_model)
         self._add_groups(idata)
@@ -859,9 +859,9 @@ class Model:
 
         Raises
         ------
-        softbayes.fit_io.FitFileError
+        softbayes.io.fits.FitFileError
             (a ValueError) naming the attr, if one fails its check
-            (:func:`softbayes.fit_io.validate_fit`): the attrs of a fit are untrusted input,
+            (:func:`softbayes.io.fits.validate_fit`): the attrs of a fit are untrusted input,
             its formulas pass the sandbox before anything is evaluated.
         """
         attrs = fit.attrs
@@ -902,8 +902,8 @@ class Model:
 
     # -- convenience ------------------------------------------------------------------------
     def predict(self, fit, data=None, kind="mean", **kwargs):
-        """:func:`softbayes.predict` with this model (no rebuild from the fit)."""
-        from softbayes.predict import predict
+        """:func:`softbayes.analysis.predict` with this model (no rebuild from the fit)."""
+        from softbayes.analysis.predict import predict
 
         return predict(fit, data, kind, model=self, **kwargs)
 

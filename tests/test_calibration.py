@@ -1,4 +1,4 @@
-"""Calibrated uncertainty (softbayes.calibration): dispersion, sandwich, adjusted draws."""
+"""Calibrated uncertainty (softbayes.backend.calibration): dispersion, sandwich, adjusted draws."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import statsmodels.api as sm
 from scipy import special as sp
 
-from softbayes import calibration as cal
+from softbayes.backend import calibration as cal
 from softbayes.math.continuous_bernoulli import cb_logp
 
 N = 500

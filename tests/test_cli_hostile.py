@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from softbayes.cli import app
+from softbayes.app.cli import app
 
 GOOD = """\
 title = "ok"

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from softbayes.cli import app
+from softbayes.app.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -220,7 +220,7 @@ def test_killed_run_leaves_the_old_report_intact(project):
 
 
 def test_failed_run_leaves_the_old_report_intact(project, monkeypatch):
-    import softbayes.report as report_mod
+    import softbayes.app.report as report_mod
 
     root, report = project["root"], project["report"]
     before = snapshot(report)
@@ -242,7 +242,7 @@ def test_failed_run_leaves_the_old_report_intact(project, monkeypatch):
 
 
 def test_busy_report_is_refused(project):
-    from softbayes.runner import report_lock
+    from softbayes.app.runner import report_lock
 
     root = project["root"]
     with report_lock(root / "reports", "tiny"):

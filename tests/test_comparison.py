@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from scipy import special as sp
 
 import softbayes as sb
-from softbayes.diagnostics import diagnose_fit
+from softbayes.analysis.diagnostics import diagnose_fit
 from softbayes.math.continuous_bernoulli import cb_icdf
 
 FIT = {"sampler": "pymc", "cores": 1, "progressbar": False}

@@ -5,7 +5,7 @@ import pytest
 from arviz_base import from_dict
 
 from softbayes import diagnose_fit
-from softbayes.diagnostics import pareto_k_threshold
+from softbayes.analysis.diagnostics import pareto_k_threshold
 
 
 def _fit(posterior, sample_stats=None):

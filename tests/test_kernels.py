@@ -13,11 +13,11 @@ from numba import njit
 from scipy.special import expit
 
 import softbayes as sb
-from softbayes import kernels as K
-from softbayes.duplication import expand_soft_labels
+from softbayes.data.duplication import expand_soft_labels
 from softbayes.math import glm_kernels as gk
 from softbayes.math.continuous_bernoulli import cb_icdf, cb_logp, cb_mean
 from softbayes.math.soft_labels import soft_bernoulli_logp
+from softbayes.ops import glm as K
 
 FAMILIES = ["weighted_bernoulli", "continuous_bernoulli"]
 HAS_JAX = importlib.util.find_spec("jax") is not None

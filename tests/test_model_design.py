@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import softbayes as sb
-from softbayes.fit_io import data_hash, dataset_to_frame, frame_to_dataset
+from softbayes.io.fits import data_hash, dataset_to_frame, frame_to_dataset
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import softbayes as sb
-from softbayes.design import parse_formula
+from softbayes.terms.design import parse_formula
 
 
 @pytest.fixture

@@ -165,7 +165,7 @@ def test_fused_model_refit_and_tempering():
     np.testing.assert_allclose(v1, v2, rtol=1e-10)
     np.testing.assert_allclose(g1, g2, rtol=1e-10, atol=1e-10)
 
-    from softbayes.calibration import tempered_pymc_model
+    from softbayes.backend.calibration import tempered_pymc_model
 
     tf, tr = tempered_pymc_model(model, 0.4), tempered_pymc_model(ref, 0.4)
     assert "GLMLogpDlogp" in _op_names(tf)

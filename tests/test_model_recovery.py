@@ -15,7 +15,7 @@ from scipy import stats
 from scipy.special import expit, softmax
 
 import softbayes as sb
-from softbayes.families import BetaFamily
+from softbayes.terms.families import BetaFamily
 
 DRAWS, TUNE, CHAINS = 500, 500, 2
 FIT = {"draws": DRAWS, "tune": TUNE, "chains": CHAINS}

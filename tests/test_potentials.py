@@ -16,7 +16,7 @@ from pymc.model.fgraph import clone_model
 from scipy.special import expit, log_softmax
 
 import softbayes as sb
-import softbayes.log_likelihood as sb_ll
+import softbayes.backend.log_likelihood as sb_ll
 
 N, P_COV, K = 60, 3, 3
 

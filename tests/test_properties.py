@@ -37,7 +37,6 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 import softbayes as sb
-from softbayes.families import FAMILIES, get_family
 from softbayes.math.continuous_bernoulli import (
     cb_icdf,
     cb_logcdf,
@@ -50,6 +49,7 @@ from softbayes.math.soft_labels import (
     soft_bernoulli_logp_p,
     soft_categorical_logp,
 )
+from softbayes.terms.families import FAMILIES, get_family
 
 EPS = float(np.finfo(np.float64).eps)
 DBL_MAX = float(np.finfo(np.float64).max)

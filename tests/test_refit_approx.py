@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import softbayes as sb
-from softbayes import approx
+from softbayes.backend import approx
 
 D = 10
 PRIORS = {f"x{j}": {"dist": "Normal", "mu": 0, "sigma": 2.5} for j in range(D)}

@@ -30,7 +30,7 @@ import pymc as pm
 import pytest
 
 import softbayes as sb
-from softbayes.fit_io import save_fit
+from softbayes.io.fits import save_fit
 
 
 @pytest.fixture(scope="module")

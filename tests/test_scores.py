@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 from scipy import special as sp
 
-from softbayes.scores import (
+from softbayes.analysis.scores import (
     brier_score,
     calibration_error,
     log_score,

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from softbayes.cli import app
-from softbayes.datasets import BUILTIN_DATASETS, load_dataset
-from softbayes.report import md_escape
-from softbayes.runner import replace_dir, report_lock
-from softbayes.spec import SpecError, check_spec, load_spec
+from softbayes.app.cli import app
+from softbayes.app.report import md_escape
+from softbayes.app.runner import replace_dir, report_lock
+from softbayes.app.spec import SpecError, check_spec, load_spec
+from softbayes.data.datasets import BUILTIN_DATASETS, load_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -208,7 +208,7 @@ def test_md_escape():
 
 @pytest.mark.parametrize("exchange", [True, False])
 def test_replace_dir_keeps_old_until_new_is_in_place(tmp_path, monkeypatch, exchange):
-    import softbayes.runner as runner
+    import softbayes.app.runner as runner
 
     if not exchange:
         monkeypatch.setattr(runner, "_renameat2_exchange", lambda a, b: False)
@@ -223,7 +223,7 @@ def test_replace_dir_keeps_old_until_new_is_in_place(tmp_path, monkeypatch, exch
 
 
 def test_report_lock_is_exclusive(tmp_path):
-    from softbayes.runner import ReportBusyError
+    from softbayes.app.runner import ReportBusyError
 
     with report_lock(tmp_path, "x"):
         with pytest.raises(ReportBusyError, match="another softbayes run"):

@@ -6,7 +6,7 @@ import pymc as pm
 import pytest
 
 import softbayes as sb
-from softbayes.validation import validate_obs_index, validate_soft_labels, validate_weights
+from softbayes.data.validation import validate_obs_index, validate_soft_labels, validate_weights
 
 
 def test_valid_labels_are_returned_unchanged_as_float64():

@@ -13,7 +13,7 @@ Simulation: n = 500 rows, ``x1, x2 ~ N(0, 1)`` drawn afresh in every replication
   (dispersion 1/m; m = 1 is hard labels, where the plain Bernoulli is right).
 
 Fits: the posterior mode (Newton on the analytic gradient / Hessian of
-:mod:`softbayes.calibration`), prior ``Normal(0, 2.5)`` on every coefficient (the default
+:mod:`softbayes.backend.calibration`), prior ``Normal(0, 2.5)`` on every coefficient (the default
 scale for standardized predictors), with Gaussian (Laplace) spreads:
 
 * ``none``: ``H^-1`` (H = minus the Hessian of the log posterior at the mode);
@@ -33,7 +33,7 @@ replications (1 = right; uncalibrated WB on precise labels: several times too wi
 ``--mcmc-check R`` (default 3) compares, on R replications of ``beta100`` and ``binom5``,
 the Laplace intervals with ``pm.sample`` (NUTS) intervals of a small PyMC model with the same
 likelihood and prior (``none``, ``dispersion``: tempered posterior; ``sandwich``: the NUTS
-draws adjusted with :func:`softbayes.calibration.adjust_draws`): the largest endpoint
+draws adjusted with :func:`softbayes.backend.calibration.adjust_draws`): the largest endpoint
 difference as a fraction of the interval width.
 """
 
@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from scipy import special as sp
 
-from softbayes import calibration as cal
+from softbayes.backend import calibration as cal
 from softbayes.math.continuous_bernoulli import cb_mean
 
 BETA = np.array([0.3, 1.0, -0.5])

@@ -20,7 +20,7 @@ from pytensor.graph.basic import Variable
 from pytensor.tensor.random.op import RandomVariable
 from scipy import special as _sp
 
-from softbayes._xp import is_symbolic
+from softbayes.data.validation import validate_unit_interval
 from softbayes.math.continuous_bernoulli import (
     cb_entropy,
     cb_icdf,
@@ -29,7 +29,7 @@ from softbayes.math.continuous_bernoulli import (
     cb_mean,
     cb_variance,
 )
-from softbayes.validation import validate_unit_interval
+from softbayes.math.xp import is_symbolic
 
 __all__ = [
     "ContinuousBernoulli",

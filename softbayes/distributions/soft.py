@@ -18,16 +18,16 @@ from pytensor.graph.basic import Variable
 from pytensor.tensor.random.op import RandomVariable
 from scipy import special as sp
 
+from softbayes.data.validation import (
+    check_parameter_shape,
+    validate_soft_labels,
+    validate_weights,
+)
 from softbayes.math.soft_labels import (
     soft_bernoulli_logp,
     soft_bernoulli_logp_p,
     soft_categorical_logp,
     soft_categorical_logp_p,
-)
-from softbayes.validation import (
-    check_parameter_shape,
-    validate_soft_labels,
-    validate_weights,
 )
 
 __all__ = ["SoftBernoulli", "SoftCategorical"]

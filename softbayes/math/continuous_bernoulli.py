@@ -2,7 +2,7 @@ r"""The continuous Bernoulli distribution, in its natural parameter.
 
 Every function here takes the natural parameter :math:`\eta = \operatorname{logit}\lambda`
 (``eta``) and works unchanged on NumPy arrays and on PyTensor tensors (see
-:mod:`softbayes._xp`). The density is the exponential family
+:mod:`softbayes.math.xp`). The density is the exponential family
 
 .. math::
 
@@ -61,7 +61,7 @@ from fractions import Fraction
 import numpy as np
 import pytensor.tensor as pt
 
-from softbayes._xp import ops
+from softbayes.math.xp import ops
 
 __all__ = [
     "cb_entropy",

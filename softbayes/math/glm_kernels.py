@@ -40,7 +40,7 @@ functions then return :math:`-\sum_i w_i A(\eta_i)` and :math:`-X^\top[w \odot A
 and the caller adds :math:`s^\top\beta` and :math:`s` with :math:`s = X^\top (w \odot l)`
 computed once. An empty ``weights`` array means unit weights.
 
-Labels are not checked here (:mod:`softbayes.validation` does that): for the continuous
+Labels are not checked here (:mod:`softbayes.data.validation` does that): for the continuous
 Bernoulli they must lie in [0, 1]. ``X`` may be float32 (half the memory traffic); sums and
 the linear predictor are accumulated in float64.
 """

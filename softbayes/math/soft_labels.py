@@ -7,9 +7,9 @@ probability ``q = sigmoid(eta)``, the cross-entropy term of the source discussio
 
 which is also the weighted Bernoulli log-likelihood of the duplicated data set (eq. 4-7).
 The functions here return that term elementwise (binary) or reduced over the class axis
-(multiclass). They never clip or renormalize their inputs; see :mod:`softbayes.validation`.
+(multiclass). They never clip or renormalize their inputs; see :mod:`softbayes.data.validation`.
 
-Every function dispatches through :func:`softbayes._xp.ops`: NumPy in, NumPy out;
+Every function dispatches through :func:`softbayes.math.xp.ops`: NumPy in, NumPy out;
 PyTensor in, PyTensor graph out.
 """
 
@@ -19,7 +19,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from softbayes._xp import ops
+from softbayes.math.xp import ops
 
 __all__ = [
     "soft_bernoulli_logp",

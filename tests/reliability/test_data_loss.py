@@ -20,8 +20,8 @@ import pytest
 from typer.testing import CliRunner
 
 from softbayes._version import __version__
-from softbayes.cli import app
-from softbayes.runner import (
+from softbayes.app.cli import app
+from softbayes.app.runner import (
     REPORT_MARKER,
     ReportTargetError,
     _clean_stale,
@@ -29,7 +29,7 @@ from softbayes.runner import (
     is_report_folder,
     write_marker,
 )
-from softbayes.spec import SpecError, check_spec_name
+from softbayes.app.spec import SpecError, check_spec_name
 
 SPEC = """\
 title = "tiny"
@@ -65,7 +65,7 @@ def _data() -> pd.DataFrame:
 def fit_bytes(tmp_path_factory) -> bytes:
     """A small, valid fit file (Laplace approximation: nothing is compiled)."""
     import softbayes as sb
-    from softbayes.fit_io import save_fit
+    from softbayes.io.fits import save_fit
 
     df = _data().rename(columns={"share": "y"})
     fit = sb.Model("y ~ x", df).fit(method="laplace", draws=200, chains=2, random_seed=1)

@@ -27,8 +27,8 @@ from scipy.stats import beta as beta_dist
 from typer.testing import CliRunner
 
 import softbayes as sb
-from softbayes.cli import app
-from softbayes.fit_io import FIT_ATTRS, FitFileError, save_fit, validate_fit
+from softbayes.app.cli import app
+from softbayes.io.fits import FIT_ATTRS, FitFileError, save_fit, validate_fit
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 NO_PICKLE = ("pickle.find_class",)

@@ -39,10 +39,10 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import softbayes as sb
-from softbayes.cli import app
-from softbayes.design import DEFAULT_NAMESPACE, LinearDesign
-from softbayes.fit_io import FitFileError, save_fit
-from softbayes.sandbox import SAFE_NUMPY, FormulaError, check_formula, safe_namespace
+from softbayes.app.cli import app
+from softbayes.io.fits import FitFileError, save_fit
+from softbayes.terms.design import DEFAULT_NAMESPACE, LinearDesign
+from softbayes.terms.sandbox import SAFE_NUMPY, FormulaError, check_formula, safe_namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 PWN = "touch pwned"

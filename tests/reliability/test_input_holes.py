@@ -34,11 +34,11 @@ import pytest
 from typer.testing import CliRunner
 
 import softbayes as sb
-import softbayes.design as design_mod
-import softbayes.report as report_mod
-from softbayes.cli import app
-from softbayes.priors import PRIOR_DISTRIBUTIONS, Prior, parse_prior
-from softbayes.spec import SEPARATORS, SpecError, check_spec, load_spec, read_table
+import softbayes.app.report as report_mod
+import softbayes.terms.design as design_mod
+from softbayes.app.cli import app
+from softbayes.app.spec import SEPARATORS, SpecError, check_spec, load_spec, read_table
+from softbayes.terms.priors import PRIOR_DISTRIBUTIONS, Prior, parse_prior
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "softbayes"
@@ -147,7 +147,7 @@ def test_regex_separator_cannot_hang_the_python_reader(reliability, tmp_path):
     code = textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from softbayes.spec import read_table
+        from softbayes.app.spec import read_table
         t0 = time.perf_counter()
         try:
             read_table(Path({str(f)!r}), sep={EVIL_SEP!r})
@@ -306,7 +306,7 @@ def test_bad_prior_refused_by_the_python_api(reliability, case):
 def test_prior_names_are_never_looked_up_on_pymc(monkeypatch):
     """Only allow-listed names reach ``getattr(pm, ...)``: a name from a file is checked
     against the table first, never resolved on the module."""
-    import softbayes.priors as priors_mod
+    import softbayes.terms.priors as priors_mod
 
     class Spy:
         def __init__(self):
@@ -600,7 +600,7 @@ def test_other_os_errors_still_exit_1(monkeypatch, folder):
     """Only path errors are bad input; a full disk is not the user's spec's fault."""
     import errno
 
-    import softbayes.spec as spec_mod
+    import softbayes.app.spec as spec_mod
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "somewhere")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from softbayes.validation import validate_soft_labels, validate_weights
+from softbayes.data.validation import validate_soft_labels, validate_weights
 
 __all__ = ["expand_soft_labels"]
 

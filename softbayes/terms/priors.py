@@ -289,7 +289,7 @@ def parse_prior(key, spec) -> Prior:
             raise PriorError(f"Prior for {key!r}: {err}", err.param) from None
     raise ValueError(
         f"Prior for {key!r}: expected a dict such as {{'dist': 'Normal', 'mu': 0, "
-        f"'sigma': 1}} or a softbayes.priors.Prior, got {type(spec).__name__}."
+        f"'sigma': 1}} or a softbayes.terms.priors.Prior, got {type(spec).__name__}."
     )
 
 

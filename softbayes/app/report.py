@@ -137,7 +137,7 @@ class ElpdSection:
 
 @dataclass
 class Report:
-    """Everything a report shows (rendered by the templates under ``softbayes/templates``)."""
+    """Everything a report shows (rendered by the templates under ``softbayes/app/templates``)."""
 
     title: str
     name: str
@@ -515,7 +515,7 @@ def _fmt_diagnostics(diag: pd.DataFrame) -> Table:
 
 
 def _conclusion(cmp, elpd_tables) -> tuple[list[str], list[str]]:
-    from softbayes.comparison import CROSS_GROUP, GROUP_DESCRIPTIONS
+    from softbayes.analysis.comparison import CROSS_GROUP, GROUP_DESCRIPTIONS
 
     out, caveats = [], []
     keys = list(cmp.score_tables)
@@ -618,7 +618,7 @@ def build_report(comparison, fits: dict, *, title: str, name: str, description: 
 
     ``model_info`` maps a model name to ``{"description", "time", "cached", "notes"}``.
     """
-    from softbayes.comparison import CROSS_GROUP, GROUP_DESCRIPTIONS, elpd_group
+    from softbayes.analysis.comparison import CROSS_GROUP, GROUP_DESCRIPTIONS, elpd_group
 
     cmp = comparison
     info = model_info or {}
@@ -748,7 +748,7 @@ def build_report(comparison, fits: dict, *, title: str, name: str, description: 
 
 
 def _plot_me(me_long: pd.DataFrame, names):
-    from softbayes.plots import plot_marginal_effects
+    from softbayes.analysis.plots import plot_marginal_effects
 
     tables = {n: me_long[me_long["model"] == n] for n in names
               if (me_long["model"] == n).any()}
@@ -761,7 +761,7 @@ def _plot_me(me_long: pd.DataFrame, names):
 def _env(markdown: bool):
     import jinja2
 
-    loader = jinja2.PackageLoader("softbayes", "templates")
+    loader = jinja2.PackageLoader("softbayes.app", "templates")
     if markdown:
         env = jinja2.Environment(loader=loader, autoescape=False, finalize=_md_finalize,
                                  keep_trailing_newline=True, trim_blocks=True,

@@ -2,7 +2,7 @@ r"""Predictions and average marginal effects from a fit, in NumPy on the posteri
 
 Nothing here compiles a graph: the model is rebuilt from the fit
 (:meth:`softbayes.Model.from_fit`, a formula evaluation) and the family's single math
-definition (:mod:`softbayes.families`) is applied to the draws.
+definition (:mod:`softbayes.terms.families`) is applied to the draws.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ categorical predictors (strings, booleans, pandas categoricals, ``C(x)``), inter
 ``center(x)``, ``I(x**2)``, ``poly(x, 2)``, splines ...) and group-level terms ``(1|g)``,
 ``(x|g)``. Functions available besides formulae's own: the NumPy functions
 ``log, log1p, log2, log10, exp, expm1, sqrt, abs, square``, ``logit`` and ``expit``, and
-``np.<f>`` for the NumPy functions of :data:`softbayes.sandbox.SAFE_NUMPY` (``np`` is a frozen
+``np.<f>`` for the NumPy functions of :data:`softbayes.terms.sandbox.SAFE_NUMPY` (``np`` is a frozen
 set of those functions, not the numpy module); more through ``extra_namespace`` (in Python).
-Every formula passes :func:`softbayes.sandbox.check_formula` before it is evaluated.
+Every formula passes :func:`softbayes.terms.sandbox.check_formula` before it is evaluated.
 
 Stateful transforms (``scale``, ``center``, ...) and categorical levels are fixed by the
 training data: :class:`LinearDesign` keeps formulae's evaluated terms, and new data is
@@ -37,7 +37,7 @@ from formulae.environment import Environment
 from formulae.model_description import model_description
 from formulae.terms.terms import Intercept
 
-from softbayes.sandbox import check_formula, safe_namespace
+from softbayes.terms.sandbox import check_formula, safe_namespace
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -52,7 +52,7 @@ __all__ = [
 
 # The functions every formula sees (read-only): the flat NumPy / SciPy functions and "np",
 # a frozen object with only the allowed NumPy functions -- never the numpy module, whose
-# attributes reach os (see softbayes.sandbox).
+# attributes reach os (see softbayes.terms.sandbox).
 DEFAULT_NAMESPACE = MappingProxyType(safe_namespace())
 
 _NAME = r"(?:`[^`]+`|[A-Za-z_][A-Za-z0-9_.]*)"
@@ -129,7 +129,7 @@ class GroupTerm:
 #: exceeds it in practice is a categorical predictor with thousands of levels, such as an
 #: identifier in ``C(id)`` (an n x n design); such a factor belongs in a group-level term
 #: ``(1|id)`` or out of the model. A data set that is this large on purpose can raise it from
-#: Python: ``softbayes.design.MAX_DESIGN_CELLS = ...``.
+#: Python: ``softbayes.terms.design.MAX_DESIGN_CELLS = ...``.
 MAX_DESIGN_CELLS = 50_000_000
 
 
@@ -213,7 +213,7 @@ def check_design_size(rhs, data, env) -> None:
                   "drop it, or model it as a group-level term such as '(1|id)'")
     raise ValueError(
         f"Formula {rhs!r}: its design would have about {cells:,} cells ({n:,} rows; about "
-        f"{cells * 8 / 1e6:,.0f} MB as float64), more than softbayes.design.MAX_DESIGN_CELLS "
+        f"{cells * 8 / 1e6:,.0f} MB as float64), more than softbayes.terms.design.MAX_DESIGN_CELLS "
         f"= {limit:,}. Largest: {shown}. {advice}; raise MAX_DESIGN_CELLS only if the data "
         "is that large on purpose."
     )

@@ -2,14 +2,14 @@ r"""Likelihood families of :class:`softbayes.Model`, each declared once.
 
 A family is a small declarative class (in the manner of Bambi's families): its name, link,
 parameters, how its labels are checked and prepared, and four pieces of math, each written
-once through :func:`softbayes._xp.ops` so that the same code builds the PyMC graph and runs on
+once through :func:`softbayes.math.xp.ops` so that the same code builds the PyMC graph and runs on
 NumPy posterior draws:
 
 * :meth:`Family.add_likelihood` -- the likelihood term in the model graph (used to fit and,
   through :func:`softbayes.compute_log_likelihood`, for the pointwise log-likelihood);
 * :meth:`Family.logp` -- the pointwise log-likelihood on NumPy draws (out-of-sample
   log predictive densities, checks), the same math as the graph term;
-* :meth:`Family.mean` -- :math:`E[y \mid x]`, what :func:`softbayes.predict` returns;
+* :meth:`Family.mean` -- :math:`E[y \mid x]`, what :func:`softbayes.analysis.predict` returns;
 * :meth:`Family.draws` -- posterior-predictive draws of the labels.
 
 Parameters are passed by name: ``eta`` is the linear predictor on the link scale (for
@@ -41,10 +41,10 @@ import pymc as pm
 import pytensor.tensor as pt
 from scipy import special as _sp
 
-from softbayes._xp import ops
+from softbayes.data.validation import validate_soft_labels
 from softbayes.math.continuous_bernoulli import cb_icdf, cb_logp, cb_mean
 from softbayes.math.soft_labels import soft_bernoulli_logp, soft_categorical_logp
-from softbayes.validation import validate_soft_labels
+from softbayes.math.xp import ops
 
 __all__ = [
     "FAMILIES",
@@ -54,6 +54,8 @@ __all__ = [
     "Family",
     "SoftCategoricalFamily",
     "WeightedBernoulliFamily",
+    "family_class",
+    "family_names",
     "get_family",
 ]
 
@@ -85,13 +87,27 @@ class Family:
     supports_weights : bool
         Row weights are part of the likelihood.
     glm_kernel : str or None
-        Name of the fused kernel (:mod:`softbayes.kernels`) for a linear predictor
+        Name of the fused kernel (:mod:`softbayes.ops.glm`) for a linear predictor
         ``eta = X @ theta``; :meth:`add_likelihood` then accepts ``glm=(X, theta)``.
     log_likelihood_kind : str
         ``"density"`` (a normalized density of the label), ``"probability"`` (a pmf of a hard
         label) or ``"cross_entropy"`` (the soft-label cross-entropy, not a density): pointwise
         log-likelihoods (and LOO) compare only between fits of the same kind on the same
         labels.
+    option_names : tuple of str
+        Keyword options of the family itself (``threshold``, ``squeeze``): what
+        :meth:`options` returns and :func:`get_family` accepts.
+    elpd_group : str
+        The ELPD group: fits in one group have observation models whose pointwise
+        log-likelihoods are the same kind of number for the same labels, so their ELPDs
+        compare (:meth:`comparison_group` may refine it per instance).
+    elpd_group_description : str
+        One line saying what the group's log-likelihoods are, for reports.
+    comparison_note : str or None
+        A caveat a comparison report states whenever a fit of this family takes part.
+    calibratable : bool
+        Whether the dispersion / sandwich calibration of :mod:`softbayes.backend.calibration`
+        applies (a GLM whose spread comes from an assumed variance function).
     """
 
     name: ClassVar[str] = ""
@@ -101,10 +117,35 @@ class Family:
     supports_weights: ClassVar[bool] = False
     glm_kernel: ClassVar[str | None] = None
     log_likelihood_kind: ClassVar[str] = "density"
+    option_names: ClassVar[tuple[str, ...]] = ()
+    elpd_group: ClassVar[str] = ""
+    elpd_group_description: ClassVar[str] = ""
+    comparison_note: ClassVar[str | None] = None
+    calibratable: ClassVar[bool] = False
 
     def options(self) -> dict:
         """Family options (JSON-serializable) needed to rebuild it."""
-        return {}
+        return {k: getattr(self, k) for k in self.option_names}
+
+    @classmethod
+    def model_options(cls) -> tuple[str, ...]:
+        """Options a model of this family takes besides the formula: the family's own
+        :attr:`option_names`, and ``phi_formula`` when the family has a precision ``phi``."""
+        return cls.option_names + (("phi_formula",) if "phi" in cls.parameters else ())
+
+    def comparison_group(self) -> str:
+        """The ELPD group of a fit of this family with these options."""
+        return self.elpd_group
+
+    def transforms_labels(self) -> bool:
+        """Whether the likelihood sees labels other than those given (thresholded,
+        squeezed): comparisons then need the original labels from the training data."""
+        return False
+
+    def label_log_jacobian(self, n_train: int) -> float:
+        """Per-observation log-Jacobian that puts this family's log density of the labels
+        it sees on the scale of the labels as given (0 unless the labels are transformed)."""
+        return 0.0
 
     # -- labels -----------------------------------------------------------------------------
     def prepare_labels(self, labels, *, name="labels", index=None, n_ref=None):
@@ -156,6 +197,15 @@ class WeightedBernoulliFamily(Family):
     supports_weights = True
     glm_kernel = "weighted_bernoulli"
     log_likelihood_kind = "cross_entropy"
+    elpd_group = "weighted_bernoulli"
+    elpd_group_description = "weighted-Bernoulli cross-entropy (not a density of the label)"
+    comparison_note = (
+        "The weighted-Bernoulli (cross-entropy) posterior spread comes from Bernoulli "
+        "information, as if each label were one coin flip: it ignores how precise the soft "
+        "labels are and may be too wide (or, with large count weights, too narrow). Its "
+        "point predictions are the soft-label maximum-likelihood fit."
+    )
+    calibratable = True
 
     def logp(self, labels, *, weights=None, eta):
         out = soft_bernoulli_logp(labels, eta)
@@ -170,12 +220,12 @@ class WeightedBernoulliFamily(Family):
 
     def add_likelihood(self, name, labels, *, weights=None, dims=None, eta, glm=None):
         if glm is not None:
-            from softbayes.kernels import WeightedBernoulliGLM
+            from softbayes.ops.glm import WeightedBernoulliGLM
 
             X, theta = glm
             return WeightedBernoulliGLM(name, X=X, labels=labels, beta=theta,
                                         weights=weights, dims=dims)
-        from softbayes.potentials import WeightedBernoulli
+        from softbayes.distributions.potentials import WeightedBernoulli
 
         return WeightedBernoulli(name, labels=labels, logit_p=eta, weights=weights, dims=dims)
 
@@ -185,6 +235,14 @@ class ContinuousBernoulliFamily(Family):
 
     name = "continuous_bernoulli"
     glm_kernel = "continuous_bernoulli"
+    elpd_group = "density"
+    elpd_group_description = "densities of the soft label on [0, 1] (Continuous Bernoulli, Beta)"
+    comparison_note = (
+        "Continuous Bernoulli coefficients are on the logit of lambda, not of the mean "
+        "E[y | x]; compare families through the marginal effects, which are on the mean "
+        "scale."
+    )
+    calibratable = True
 
     def logp(self, labels, *, weights=None, eta):
         return cb_logp(labels, eta)
@@ -197,7 +255,7 @@ class ContinuousBernoulliFamily(Family):
 
     def add_likelihood(self, name, labels, *, weights=None, dims=None, eta, glm=None):
         if glm is not None:
-            from softbayes.kernels import ContinuousBernoulliGLM
+            from softbayes.ops.glm import ContinuousBernoulliGLM
 
             X, theta = glm
             return ContinuousBernoulliGLM(name, X=X, beta=theta, observed=labels, dims=dims)
@@ -227,12 +285,19 @@ class BetaFamily(Family):
 
     name = "beta"
     parameters = ("eta", "phi")
+    option_names = ("squeeze",)
+    elpd_group = "density"
+    elpd_group_description = ContinuousBernoulliFamily.elpd_group_description
 
     def __init__(self, squeeze=False):
         self.squeeze = bool(squeeze)
 
-    def options(self):
-        return {"squeeze": self.squeeze}
+    def transforms_labels(self) -> bool:
+        return self.squeeze
+
+    def label_log_jacobian(self, n_train: int) -> float:
+        # z = (y (n - 1) + 1/2) / n: the density of y is p_z(z) |dz/dy|, dz/dy = (n - 1) / n
+        return float(np.log((n_train - 1) / n_train)) if self.squeeze else 0.0
 
     def prepare_labels(self, labels, *, name="labels", index=None, n_ref=None):
         lab, info = super().prepare_labels(labels, name=name, index=index)
@@ -295,6 +360,14 @@ class BernoulliFamily(Family):
 
     name = "bernoulli"
     log_likelihood_kind = "probability"
+    option_names = ("threshold",)
+    elpd_group = "bernoulli"
+    elpd_group_description = "Bernoulli probabilities of the labels thresholded to 0/1"
+    comparison_note = (
+        "The hard-label Bernoulli baseline sees thresholded labels: the information in the "
+        "soft labels is discarded, so its ELPD (a probability of 0/1 labels) compares with "
+        "nothing else here."
+    )
 
     def __init__(self, threshold=0.5):
         threshold = float(threshold)
@@ -302,8 +375,14 @@ class BernoulliFamily(Family):
             raise ValueError(f"threshold must lie strictly between 0 and 1, got {threshold}.")
         self.threshold = threshold
 
-    def options(self):
-        return {"threshold": self.threshold}
+    def comparison_group(self) -> str:
+        # different thresholds make different hard labels
+        if self.threshold != 0.5:
+            return f"bernoulli (threshold {self.threshold:g})"
+        return self.elpd_group
+
+    def transforms_labels(self) -> bool:
+        return True
 
     def prepare_labels(self, labels, *, name="labels", index=None, n_ref=None):
         lab, _ = super().prepare_labels(labels, name=name, index=index)
@@ -345,6 +424,15 @@ class SoftCategoricalFamily(Family):
     multiclass = True
     supports_weights = True
     log_likelihood_kind = "cross_entropy"
+    elpd_group = "soft_categorical"
+    elpd_group_description = (
+        "soft-label categorical cross-entropy (not a density of the label)"
+    )
+    comparison_note = (
+        "The soft-categorical cross-entropy is not a density of the label vector; its "
+        "ELPD compares only soft-categorical fits of the same labels and weights."
+    )
+    calibratable = True
 
     def logp(self, labels, *, weights=None, eta):
         out = soft_categorical_logp(labels, eta)
@@ -365,7 +453,7 @@ class SoftCategoricalFamily(Family):
         return np.eye(k)[idx]
 
     def add_likelihood(self, name, labels, *, weights=None, dims=None, eta):
-        from softbayes.potentials import WeightedCategorical
+        from softbayes.distributions.potentials import WeightedCategorical
 
         obs_dim = dims[0] if isinstance(dims, tuple | list) else dims
         return WeightedCategorical(name, labels=labels, logits=eta, weights=weights, dims=obs_dim)
@@ -383,12 +471,23 @@ FAMILIES: dict[str, type[Family]] = {
 }
 
 
-def get_family(name, **options) -> Family:
-    """The family called ``name`` with its options (``threshold``, ``squeeze``)."""
-    if isinstance(name, Family):
-        return name
+def family_names() -> tuple[str, ...]:
+    """The names of all families, in registry order."""
+    return tuple(FAMILIES)
+
+
+def family_class(name) -> type[Family]:
+    """The family class called ``name`` (a ``ValueError`` naming the choices otherwise)."""
     cls = FAMILIES.get(name)
     if cls is None:
         raise ValueError(f"Unknown likelihood {name!r}; choose one of {sorted(FAMILIES)}.")
-    accepted = {"bernoulli": {"threshold"}, "beta": {"squeeze"}}.get(name, set())
-    return cls(**{k: v for k, v in options.items() if k in accepted})
+    return cls
+
+
+def get_family(name, **options) -> Family:
+    """The family called ``name`` with its options (``threshold``, ``squeeze``); options of
+    other families are ignored."""
+    if isinstance(name, Family):
+        return name
+    cls = family_class(name)
+    return cls(**{k: v for k, v in options.items() if k in cls.option_names})

@@ -61,8 +61,8 @@ _PATH_ERRNOS = frozenset({
 
 def _guard(fn, debug: bool):
     """Run ``fn`` turning exceptions into a short message and an exit status."""
-    from softbayes.runner import ReportBusyError
-    from softbayes.spec import SpecError
+    from softbayes.app.runner import ReportBusyError
+    from softbayes.app.spec import SpecError
 
     debug = debug or _STATE["debug"] or bool(os.environ.get("SOFTBAYES_DEBUG"))
     try:
@@ -119,7 +119,7 @@ def run(
     debug: DebugOpt = False,
 ) -> None:
     """Fit every candidate model of SPEC, compare them, write reports/<name>/."""
-    from softbayes.runner import resolve_spec_path, run_spec
+    from softbayes.app.runner import resolve_spec_path, run_spec
 
     def go():
         path = resolve_spec_path(spec)
@@ -139,7 +139,7 @@ def demo(
 ) -> None:
     """The main job: compare weighted Bernoulli, Continuous Bernoulli, Beta and hard-label
     Bernoulli regressions on the STAR98 math shares (models/star98.toml)."""
-    from softbayes.runner import demo_spec_path, run_spec
+    from softbayes.app.runner import demo_spec_path, run_spec
 
     def go():
         run_spec(demo_spec_path("star98"), reports_dir=reports_dir, force=force, echo=_echo)
@@ -156,8 +156,8 @@ def check(
 ) -> None:
     """Validate SPEC: its keys and types, the data file, the columns, every model's formula,
     priors and options. Nothing is fitted."""
-    from softbayes.runner import resolve_spec_path
-    from softbayes.spec import check_spec, load_spec
+    from softbayes.app.runner import resolve_spec_path
+    from softbayes.app.spec import check_spec, load_spec
 
     def go():
         s = load_spec(resolve_spec_path(spec))
@@ -176,8 +176,8 @@ def check(
 
 
 def _read_data(arg: str):
-    from softbayes.datasets import load_dataset
-    from softbayes.spec import path_problem, read_table
+    from softbayes.app.spec import path_problem, read_table
+    from softbayes.data.datasets import load_dataset
 
     if arg.startswith("builtin:"):
         return load_dataset(arg.split(":", 1)[1])
@@ -195,7 +195,7 @@ def _read_data(arg: str):
 
 def _check_out_file(out: Path) -> None:
     """Refuse an output file the OS could not create, before the (slow) fit rather than after."""
-    from softbayes.spec import path_problem
+    from softbayes.app.spec import path_problem
 
     why = path_problem(out)
     if why is None and out.is_dir():
@@ -257,9 +257,9 @@ def fit(
     def go():
         import warnings
 
+        from softbayes.app.runner import _quiet_libraries, _save_atomically
         from softbayes.model import Model
-        from softbayes.runner import _quiet_libraries, _save_atomically
-        from softbayes.sandbox import check_formula
+        from softbayes.terms.sandbox import check_formula
 
         # command-line formulas are data, not code: refused before anything is read
         check_formula(formula, where="--formula")
@@ -298,7 +298,7 @@ def fit(
 
 
 def _load_fits(paths, names=None):
-    from softbayes.fit_io import load_fit
+    from softbayes.io.fits import load_fit
 
     if names and len(names) != len(paths):
         raise ValueError(f"--name given {len(names)} times for {len(paths)} fits.")
@@ -328,7 +328,7 @@ def _compare_kwargs(kfold_fallback: str) -> dict:
 
 def _report_from_fits(fits, target: Path, *, title: str, source_fits: dict | None = None,
                       kfold_fallback="none", spec_text=None):
-    from softbayes.runner import (
+    from softbayes.app.runner import (
         _fit_slug,
         _link_or_copy,
         build_and_write,
@@ -371,8 +371,8 @@ def compare(
     def go():
         import warnings
 
-        from softbayes.comparison import compare as _compare
-        from softbayes.runner import check_report_target
+        from softbayes.analysis.comparison import compare as _compare
+        from softbayes.app.runner import check_report_target
 
         if out is not None:  # refuse before the (slow) comparison
             check_report_target(out, what="--out")
@@ -403,7 +403,7 @@ def report(
     """(Re)write a report from saved fits: FOLDER/fits/*.nc or FOLDER/*.nc."""
 
     def go():
-        from softbayes.runner import REPORT_MARKER, check_report_target, is_report_folder
+        from softbayes.app.runner import REPORT_MARKER, check_report_target, is_report_folder
 
         if not folder.is_dir():
             raise FileNotFoundError(f"not a folder: {folder}")
@@ -446,7 +446,7 @@ def report(
 @app.command(short_help="List the built-in data sets.")
 def datasets() -> None:
     """List the built-in data sets (usable as [data] builtin = NAME or builtin:NAME)."""
-    from softbayes.datasets import BUILTIN_DATASETS
+    from softbayes.data.datasets import BUILTIN_DATASETS
 
     for ds in BUILTIN_DATASETS.values():
         typer.echo(f"{ds.name}: {ds.description}")

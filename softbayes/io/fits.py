@@ -396,7 +396,7 @@ def _numbers(v):
 
 
 def _families():
-    from softbayes.families import FAMILIES
+    from softbayes.terms.families import FAMILIES
 
     return tuple(FAMILIES)
 
@@ -514,7 +514,7 @@ def validate_fit(fit, *, source="the fit", extra_names=()) -> dict:
         (a ValueError) naming ``source`` and the attr, e.g. a formula the sandbox refuses,
         a family softbayes does not know, malformed JSON.
     """
-    from softbayes.sandbox import FormulaError, check_formula
+    from softbayes.terms.sandbox import FormulaError, check_formula
 
     attrs = dict(getattr(fit, "attrs", None) or {})
     for key in unknown_fit_attrs(attrs):
@@ -583,7 +583,7 @@ def load_fit(path, *, check=True, extra_namespace=None):
     Returns
     -------
     xarray.DataTree
-        Loaded into memory (the file is closed), ready for :func:`softbayes.predict`.
+        Loaded into memory (the file is closed), ready for :func:`softbayes.analysis.predict`.
 
     Raises
     ------

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from softbayes._version import __version__
-from softbayes.spec import Spec, SpecError, check_spec, load_spec
+from softbayes.app.spec import Spec, SpecError, check_spec, load_spec
 
 __all__ = [
     "REPORT_MARKER",
@@ -95,7 +95,7 @@ class RunResult:
 
 def _repo_root() -> Path | None:
     """The source checkout holding this package (``models/`` next to ``softbayes/``)."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     return root if (root / "models").is_dir() and (root / "pyproject.toml").is_file() else None
 
 
@@ -106,7 +106,7 @@ def demo_spec_path(name: str = "star98") -> Path:
         return root / "models" / f"{name}.toml"
     from importlib.resources import files
 
-    shipped = files("softbayes") / "specs" / f"{name}.toml"
+    shipped = files("softbayes.app") / "specs" / f"{name}.toml"
     return Path(str(shipped))
 
 
@@ -117,7 +117,7 @@ def default_reports_dir(spec_path: Path) -> Path:
     folder, or to the checkout's ``reports/`` when run from a source checkout.
     """
     spec_path = Path(spec_path).resolve()
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     if spec_path.is_relative_to(package):
         root = _repo_root()
         return (root / "reports") if root is not None else Path.cwd() / "reports"
@@ -384,7 +384,7 @@ def _fmt_s(seconds: float) -> str:
 
 
 def _save_atomically(fit, path: Path) -> None:
-    from softbayes.fit_io import save_fit
+    from softbayes.io.fits import save_fit
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".nc.part", dir=path.parent)
@@ -430,7 +430,7 @@ def fit_models(spec: Spec, built: dict, cache_dir: Path, *, force=False, echo=pr
     of a model whose fit raised (e.g. a sampler that could not start) to the reason. Such a
     model is left out of the comparison and named in the report; the others still run.
     """
-    from softbayes.fit_io import data_hash, load_fit
+    from softbayes.io.fits import data_hash, load_fit
 
     fits, info, fitted, reused, failed = {}, {}, [], [], {}
     if cache_dir.is_dir():  # partial cache files of killed runs (an hour old: not in use)
@@ -571,8 +571,8 @@ def build_and_write(fits: dict, folder: Path, *, title: str, name: str, descript
                     compare_kwargs=None, subset_note="", echo=None, t_start=None,
                     run_info=None) -> list[str]:
     """Compare ``fits`` and write the report files into ``folder`` (not atomic by itself)."""
-    from softbayes.comparison import compare
-    from softbayes.report import build_report, write_report
+    from softbayes.analysis.comparison import compare
+    from softbayes.app.report import build_report, write_report
 
     echo = echo or _default_echo
     t0 = time.perf_counter()

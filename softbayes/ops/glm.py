@@ -564,7 +564,7 @@ def glm_rows(family, X, labels, beta, weights=None, *, dtype=None):
     X : array_like (n, d) or TensorVariable
         Design matrix. A NumPy array becomes a C-contiguous constant.
     labels : array_like (n,) or TensorVariable (e.g. ``pm.Data``)
-        Soft labels in [0, 1] (not validated here: see :mod:`softbayes.validation`).
+        Soft labels in [0, 1] (not validated here: see :mod:`softbayes.data.validation`).
     beta : TensorVariable (d,)
         Coefficients.
     weights : array_like (n,) or TensorVariable, optional
@@ -719,8 +719,8 @@ def WeightedBernoulliGLM(
     """
     from pymc.model import modelcontext
 
-    from softbayes.potentials import _label_values, _register, _weight_values
-    from softbayes.validation import validate_soft_labels
+    from softbayes.data.validation import validate_soft_labels
+    from softbayes.distributions.potentials import _label_values, _register, _weight_values
 
     model = modelcontext(model)
     values, symbolic = _label_values(labels, name)

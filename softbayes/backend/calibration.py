@@ -513,7 +513,7 @@ def _unravel(vec, lay):
 
 def _normal_prior(model, lay):
     """(mean, precision) vectors of independent Normal priors on the coefficients, or None."""
-    from softbayes.priors import _broadcast_param
+    from softbayes.terms.priors import _broadcast_param
 
     rows = {param: (prior, key) for key, param, prior, _ in model._prior_rows}
     means, precs = [], []
@@ -768,14 +768,14 @@ def recompute_log_likelihood(fit, model=None):
     evaluated on the (calibrated) posterior draws, untempered, with the fit's row weights."""
     import xarray as xr
 
-    from softbayes.predict import predict
+    from softbayes.analysis.predict import predict
 
     if model is None:
         from softbayes.model import Model
 
         model = Model.from_fit(fit, check=False)
     da = predict(fit, None, "log_likelihood", model=model)
-    from softbayes.fit_io import OBS_DIM
+    from softbayes.io.fits import OBS_DIM
     from softbayes.model import LOGLIK_VAR
 
     da = da.rename({"obs": OBS_DIM}) if OBS_DIM != "obs" else da

@@ -37,7 +37,7 @@ Format (``models/<name>.toml``; every key but ``[data]`` and ``[[models]]`` is o
                                          # bernoulli, soft_categorical
     formula = "~ scale(LOWINC) + scale(PERASIAN)"   # left-hand side from [data] labels
     # description = "..."
-    # [models.priors]                    # overrides, see softbayes.priors
+    # [models.priors]                    # overrides, see softbayes.terms.priors
     # "scale(LOWINC)" = { dist = "Normal", mu = 0, sigma = 1 }
     # [models.options]                   # family options
     # squeeze = true                     # beta: Smithson-Verkuilen squeeze of 0/1 labels
@@ -70,8 +70,8 @@ from typing import Any
 import pandas as pd
 
 from softbayes._version import __version__
-from softbayes.sandbox import SAFE_NUMPY as _SANDBOX_NUMPY
-from softbayes.sandbox import FormulaError, check_formula
+from softbayes.terms.sandbox import SAFE_NUMPY as _SANDBOX_NUMPY
+from softbayes.terms.sandbox import FormulaError, check_formula
 
 __all__ = [
     "CompareSettings",
@@ -347,7 +347,7 @@ class Spec:
     def load_data(self) -> pd.DataFrame:
         """The data frame (checked: label and weight columns present)."""
         if self.data.builtin is not None:
-            from softbayes.datasets import load_dataset
+            from softbayes.data.datasets import load_dataset
 
             try:
                 df = load_dataset(self.data.builtin)
@@ -706,7 +706,7 @@ def _quote(col: str) -> str:
 
 
 def _full_formula(c: _Checker, formula: str, labels: tuple, key_path) -> str:
-    from softbayes.design import parse_formula
+    from softbayes.terms.design import parse_formula
 
     if formula.strip().startswith("~"):
         rhs = formula.strip()[1:].strip()
@@ -728,7 +728,7 @@ def _full_formula(c: _Checker, formula: str, labels: tuple, key_path) -> str:
 
 
 def _priors(c: _Checker, raw, key_path, model: str = "") -> dict:
-    from softbayes.priors import PriorError, validate_prior
+    from softbayes.terms.priors import PriorError, validate_prior
 
     where = f"model {model!r}: " if model else ""
     if not isinstance(raw, dict):
@@ -813,7 +813,7 @@ def load_spec(path) -> Spec:
         c.fail("a label column is named twice.", ("data", "labels"))
     builtin = c.typed(d, "builtin", ("data",), "str")
     if builtin is not None:
-        from softbayes.datasets import BUILTIN_DATASETS
+        from softbayes.data.datasets import BUILTIN_DATASETS
 
         if builtin not in BUILTIN_DATASETS:
             c.fail(f"unknown built-in data set {builtin!r}; available: "

@@ -69,8 +69,8 @@ def set_data(model, data, *, weights=None):
     softbayes.Model
         ``model``, changed in place.
     """
-    from softbayes.design import check_columns
     from softbayes.model import WEIGHTS_COLUMN
+    from softbayes.terms.design import check_columns
 
     if not isinstance(data, pd.DataFrame):
         raise ValueError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
@@ -100,7 +100,7 @@ def set_data(model, data, *, weights=None):
     try:
         model._set_labels_from_frame(quiet=True)
         if model.weights_column is not None:
-            from softbayes.validation import validate_weights
+            from softbayes.data.validation import validate_weights
 
             model.weights = validate_weights(
                 frame[model.weights_column].to_numpy(), model.n_obs,

@@ -24,17 +24,17 @@ from pymc.model import modelcontext
 from pytensor.graph.basic import Variable
 from pytensor.tensor.math import Sum
 
+from softbayes.data.validation import (
+    check_parameter_shape,
+    validate_obs_index,
+    validate_soft_labels,
+    validate_weights,
+)
 from softbayes.math.soft_labels import (
     soft_bernoulli_logp,
     soft_bernoulli_logp_p,
     soft_categorical_logp,
     soft_categorical_logp_p,
-)
-from softbayes.validation import (
-    check_parameter_shape,
-    validate_obs_index,
-    validate_soft_labels,
-    validate_weights,
 )
 
 __all__ = [

@@ -21,10 +21,10 @@ For soft labels that is not enough (see ``notes/soft-labels.md`` section 4):
 3. scores every fit on one common scale: the leave-one-out predictive mean
    :math:`E[y_i \mid x_i, y_{-i}]` (PSIS weights from the fit's own pointwise log-likelihood,
    or K-fold refits) against the soft labels with the log score and the Brier score
-   (:mod:`softbayes.scores`), with paired differences against the best fit and a binned
+   (:mod:`softbayes.analysis.scores`), with paired differences against the best fit and a binned
    calibration error;
 4. diagnoses every fit (:func:`softbayes.diagnose_fit`) and collects plain warnings;
-5. draws the figures (:mod:`softbayes.plots`) on request.
+5. draws the figures (:mod:`softbayes.analysis.plots`) on request.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ import pandas as pd
 import xarray as xr
 from scipy import special as sp
 
-from softbayes.diagnostics import FitDiagnostics, diagnose_fit
-from softbayes.scores import (
+from softbayes.analysis.diagnostics import FitDiagnostics, diagnose_fit
+from softbayes.analysis.scores import (
     SCORES,
     calibration_error,
     loo_predictive_mean,
@@ -195,7 +195,7 @@ def _soft_labels(rec: _Record) -> np.ndarray:
     """The labels as given (before any thresholding or squeezing)."""
     attrs = _attrs(rec.fit)
     if "training_data" in rec.fit.children and "softbayes_label_columns" in attrs:
-        from softbayes.fit_io import dataset_to_frame
+        from softbayes.io.fits import dataset_to_frame
 
         frame = dataset_to_frame(rec.fit["training_data"])
         cols = json.loads(attrs["softbayes_label_columns"])
@@ -252,7 +252,7 @@ def _check_same_observations(records: Sequence[_Record]):
         )
     # Same observations: the training columns shared by two fits must hold the same values
     # (compared decoded, so a categorical and a string column of the same values agree).
-    from softbayes.fit_io import dataset_to_frame
+    from softbayes.io.fits import dataset_to_frame
 
     frames = {}
     for r in records:
@@ -322,8 +322,8 @@ def _kfold(rec: _Record, folds: np.ndarray, *, seed, refit_kwargs, progress):
     """Exact K-fold: refit on each training fold, predict and score the held-out fold."""
     import arviz_stats as azs
 
+    from softbayes.analysis.predict import predict
     from softbayes.model import Model
-    from softbayes.predict import predict
 
     model = _model_of(rec)
     attrs = _attrs(rec.fit)
@@ -439,7 +439,7 @@ class Comparison:
         with the best fit and its SE (``<score>_diff``, ``<score>_dse``), and ``ece`` (the
         calibration error of the out-of-sample predictive means).
     score_tables : dict of pandas.DataFrame
-        Score -> :func:`softbayes.scores.score_table` ranking (best first).
+        Score -> :func:`softbayes.analysis.scores.score_table` ranking (best first).
     diagnostics : pandas.DataFrame
         One row per fit (see :class:`softbayes.FitDiagnostics`).
     warnings : list of str
@@ -554,7 +554,7 @@ class Comparison:
     # -- figures ----------------------------------------------------------------------------
     def plot_elpd(self, group: str | None = None):
         """ELPD comparison plot: one Figure for ``group``, else a dict group -> Figure."""
-        from softbayes.plots import plot_elpd_comparison
+        from softbayes.analysis.plots import plot_elpd_comparison
 
         if group is not None:
             if group not in self.elpd_tables:
@@ -565,7 +565,7 @@ class Comparison:
         }
 
     def _mean_draws(self):
-        from softbayes.predict import predict
+        from softbayes.analysis.predict import predict
 
         return {
             name: predict(rec.fit, kind="mean", model=_model_of(rec))
@@ -574,7 +574,7 @@ class Comparison:
 
     def plot_calibration(self, *, n_bins: int | None = None, prob: float = 0.9):
         """Reliability diagram per fit (out-of-sample means binned, posterior bands)."""
-        from softbayes.plots import plot_calibration
+        from softbayes.analysis.plots import plot_calibration
 
         return plot_calibration(
             self.labels,
@@ -590,8 +590,8 @@ class Comparison:
 
     def plot_ppc(self, *, n_draws: int = 50, seed: int = 0):
         """Posterior predictive check of the labels, one panel per fit."""
-        from softbayes.plots import plot_ppc_labels
-        from softbayes.predict import predict
+        from softbayes.analysis.plots import plot_ppc_labels
+        from softbayes.analysis.predict import predict
 
         reps = {
             name: predict(rec.fit, kind="pp", random_seed=seed, model=_model_of(rec))
@@ -607,7 +607,7 @@ class Comparison:
 
     def marginal_effects(self, **kwargs) -> dict[str, pd.DataFrame]:
         """Fit -> :func:`softbayes.marginal_effects` table (``kwargs`` passed on)."""
-        from softbayes.predict import marginal_effects
+        from softbayes.analysis.predict import marginal_effects
 
         return {
             name: marginal_effects(rec.fit, model=_model_of(rec), **kwargs)
@@ -616,7 +616,7 @@ class Comparison:
 
     def plot_marginal_effects(self, **kwargs):
         """Forest of average marginal effects on E[y | x] across fits."""
-        from softbayes.plots import plot_marginal_effects
+        from softbayes.analysis.plots import plot_marginal_effects
 
         tables = {}
         for name, df in self.marginal_effects(**kwargs).items():
@@ -847,7 +847,7 @@ def compare(
     notes: list[str] = [note for r in recs for note in r.notes]
 
     # -- PSIS-LOO, diagnostics ----------------------------------------------------------------
-    from softbayes.predict import predict
+    from softbayes.analysis.predict import predict
 
     elpd_data = {r.name: first_loo[r.name] for r in recs}
     fit_diag = {r.name: diagnose_fit(r.fit, name=r.name, elpd_data=elpd_data[r.name]) for r in recs}

@@ -22,7 +22,7 @@ from pytensor.graph.replace import vectorize_graph
 from pytensor.graph.traversal import explicit_graph_inputs
 from scipy import sparse
 
-from softbayes.potentials import get_weighted_term
+from softbayes.distributions.potentials import get_weighted_term
 
 __all__ = ["compute_log_likelihood"]
 

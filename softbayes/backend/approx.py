@@ -319,7 +319,7 @@ def fit_approx(model, method, *, draws=1000, chains=4, random_seed=None, log_lik
     idata["posterior"].attrs["sampling_time"] = elapsed
     ll_draws = draws
     if log_likelihood:
-        from softbayes.log_likelihood import compute_log_likelihood
+        from softbayes.backend.log_likelihood import compute_log_likelihood
 
         n = model.n_obs
         ll_draws = int(min(draws, max(1, max_log_likelihood_values // max(1, n * chains))))

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from softbayes.scores import reliability_table
+from softbayes.analysis.scores import reliability_table
 
 __all__ = [
     "plot_calibration",

@@ -1,0 +1,1 @@
+"""What is done with fits: predictions, diagnostics, scores, plots, model comparison."""

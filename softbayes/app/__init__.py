@@ -1,0 +1,1 @@
+"""The application: analysis specs, the runner, reports and the command line."""

@@ -1,0 +1,1 @@
+"""Fitting a built PyMC model: samplers, approximations, calibration, log-likelihood."""

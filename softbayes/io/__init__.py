@@ -1,0 +1,1 @@
+"""Fit files: the ``softbayes_*`` attributes of a fit, training data, reading and writing."""

@@ -1,0 +1,1 @@
+"""PyTensor Ops, graph rewrites and numba/JAX dispatch of the fused GLM likelihood kernels."""

@@ -1,0 +1,1 @@
+"""Model terms: formulas and their sandbox, designs, priors, and the likelihood families."""
