@@ -1,4 +1,4 @@
-"""Large-n fits (issue 7, part 4): Laplace and minibatch ADVI against statsmodels.
+"""Large-n fits: Laplace and minibatch ADVI against statsmodels, with time and memory.
 
     .venv/bin/python examples/large_n.py --n 10000000 [--methods laplace,advi] [--no-glm]
 
@@ -19,6 +19,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+import softbayes as sb
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -28,8 +30,6 @@ def main():
     ap.add_argument("--no-glm", action="store_true")
     ap.add_argument("--seed", type=int, default=11)
     args = ap.parse_args()
-    import softbayes as sb
-
     out = {"n": args.n, "d": args.d}
     rng = np.random.default_rng(args.seed)
     beta = np.linspace(-0.9, 0.9, args.d)

@@ -16,7 +16,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 # --------------------------------------------------------------------------- reliability figures
-# Tests of issue 8 (tests/test_properties.py, tests/test_hostile_inputs.py, ...) count what they
+# Reliability tests (tests/reliability/: properties, hostile inputs, faults, ...) count what they
 # tried through the session fixture ``reliability``: ``reliability.add("properties",
 # "cb_logp")`` once per hypothesis example, ``reliability.add("hostile_inputs", case)`` once
 # per hostile input, ``reliability.add("faults", case)`` once per injected sampling fault.

@@ -15,6 +15,7 @@ import xarray as xr
 from scipy.special import expit, log_expit
 
 import softbayes as sb
+from softbayes.backend.calibration import tempered_pymc_model
 from softbayes.math.continuous_bernoulli import cb_icdf
 
 FAMILIES = ["weighted_bernoulli", "continuous_bernoulli"]
@@ -131,7 +132,7 @@ def test_fused_fit_pointwise_log_likelihood_and_draws(cb_fits):
     np.testing.assert_allclose(fit_f.log_likelihood["labels"].values, ref["labels"].values,
                                rtol=1e-10, atol=1e-10)
     # and with the family's NumPy math on the posterior draws
-    params = model_f._params(post)
+    params = model_f.description.params(post)
     by_family = model_f.family.logp(model_f.labels, **params)
     np.testing.assert_allclose(fit_f.log_likelihood["labels"].values, by_family,
                                rtol=1e-10, atol=1e-10)
@@ -165,9 +166,8 @@ def test_fused_model_refit_and_tempering():
     np.testing.assert_allclose(v1, v2, rtol=1e-10)
     np.testing.assert_allclose(g1, g2, rtol=1e-10, atol=1e-10)
 
-    from softbayes.backend.calibration import tempered_pymc_model
-
-    tf, tr = tempered_pymc_model(model, 0.4), tempered_pymc_model(ref, 0.4)
+    tf = tempered_pymc_model(model.description, 0.4)
+    tr = tempered_pymc_model(ref.description, 0.4)
     assert "GLMLogpDlogp" in _op_names(tf)
     (v1, g1), (v2, g2) = _logp_dlogp(tf, point), _logp_dlogp(tr, point)
     np.testing.assert_allclose(v1, v2, rtol=1e-10)

@@ -2,6 +2,7 @@
 marginal effects and group levels, on one compiled model."""
 
 import json
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,10 @@ import xarray as xr
 from scipy.special import expit
 
 import softbayes as sb
+from softbayes.backend import Refitter, fit_description
+from softbayes.io.attrs import FitAttrs
+from softbayes.io.fits import description_from_fit
+from softbayes.terms.description import ModelDescription
 
 FORMULA = "share ~ x + scale(z) + h + flag + (1|g)"
 
@@ -172,13 +177,13 @@ def test_marginal_effects_matches_analytic_derivative(fit, data):
 
 
 def test_set_labels_reuses_compiled_model(model, fit, data):
-    compiled = model._compiled
+    compiled = model.compiled
     assert compiled is not None
     rng = np.random.default_rng(0)
     labels = rng.uniform(size=len(data))
     try:
         model.set_labels(labels)
-        assert model._compiled is not compiled  # same compiled functions, new data
+        assert model.compiled is not compiled  # same compiled functions, new data
         fit = model.fit(draws=100, tune=100, chains=1, random_seed=1, log_likelihood=False)
         np.testing.assert_array_equal(fit.observed_data["labels"].values, labels)
         assert "log_likelihood" not in fit.children
@@ -187,3 +192,38 @@ def test_set_labels_reuses_compiled_model(model, fit, data):
         np.testing.assert_array_equal(model.labels, labels)
     finally:
         model.set_labels(data["share"].to_numpy())
+
+
+def test_fit_attrs_round_trip(fit):
+    attrs = FitAttrs.from_fit(fit)
+    assert attrs.formula == FORMULA and attrs.family == "weighted_bernoulli"
+    assert attrs.label_columns == ["share"] and attrs.n_obs == 240
+    assert attrs.to_attrs() == {k: v for k, v in fit.attrs.items() if k.startswith("softbayes_")}
+
+
+def test_description_from_fit_pickles_and_predicts_like_the_model(model, fit, data):
+    description = pickle.loads(pickle.dumps(description_from_fit(fit)))
+    assert isinstance(description, ModelDescription)
+    np.testing.assert_array_equal(description.main.design.X, model.description.main.design.X)
+    for kind in ("mean", "log_likelihood"):
+        np.testing.assert_array_equal(
+            sb.predict(fit, data, kind=kind, model=description).values,
+            sb.predict(fit, data, kind=kind, model=model).values)
+    # a description on other rows keeps the formula state (scale(z) of the training rows)
+    sub = description.with_data(data.iloc[:50])
+    np.testing.assert_allclose(sub.main.design.X, model.description.main.design.X[:50])
+    again = pickle.loads(pickle.dumps(sub))
+    assert again.n_obs == 50
+    np.testing.assert_array_equal(again.main.design.X, sub.main.design.X)
+
+
+def test_refitter_fits_a_description_on_other_rows(fit, data):
+    refitter = Refitter(description_from_fit(fit), data.iloc[:120])
+    first = refitter.fit(random_seed=5, method="laplace", draws=50, chains=1)
+    refitter.set_data(data.iloc[120:])
+    second = refitter.fit(random_seed=5, method="laplace", draws=50, chains=1)
+    assert first.attrs["softbayes_n_obs"] == 120 == second.attrs["softbayes_n_obs"]
+    assert first.attrs["softbayes_data_hash"] != second.attrs["softbayes_data_hash"]
+    direct = fit_description(description_from_fit(fit), data.iloc[120:], random_seed=5,
+                             method="laplace", draws=50, chains=1)
+    np.testing.assert_array_equal(direct.posterior["x"].values, second.posterior["x"].values)

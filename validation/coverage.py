@@ -1,4 +1,4 @@
-"""Coverage of 90 % intervals with and without calibration (issue 9).
+"""Coverage of 90 % intervals with and without calibration.
 
 Run ``python -m validation.coverage --reps 400 --out validation`` (about two minutes on one
 core); writes ``coverage.csv`` and ``coverage.md`` to ``--out``.

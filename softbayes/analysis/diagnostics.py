@@ -133,6 +133,66 @@ def _numeric_posterior(post: xr.Dataset, var_names) -> xr.Dataset:
     return post[list(names)]
 
 
+def _sampler_stats(fit):
+    """Divergent transitions after tuning and the smallest E-BFMI (``None`` when the fit
+    lacks the statistic)."""
+    from arviz_stats import bfmi as az_bfmi
+
+    stats = _group(fit, "sample_stats")
+    n_div = None
+    bfmi_value = None
+    if stats is None:
+        return n_div, bfmi_value
+    if "diverging" in stats:
+        div = stats["diverging"]
+        if "tuning" in stats:  # nutpie keeps tuning draws only when asked; drop them
+            div = div.where(~stats["tuning"].astype(bool), False)
+        n_div = int(np.asarray(div.values, dtype=bool).sum())
+    if "energy" in stats:
+        bf = az_bfmi(stats[["energy"]])
+        bf = bf.to_dataset() if hasattr(bf, "to_dataset") else bf
+        bfmi_value = float(np.nanmin(np.asarray(bf["energy"].values, dtype=float)))
+    return n_div, bfmi_value
+
+
+def _pareto_counts(pareto_k, n_samples):
+    """Largest Pareto k, the threshold, and the counts of good, bad and very bad k (all
+    ``None`` without Pareto k values)."""
+    if pareto_k is None:
+        return None, None, None, None, None
+    k = np.asarray(getattr(pareto_k, "values", pareto_k), dtype=float).ravel()
+    k_thr = pareto_k_threshold(n_samples)
+    k_max = float(np.nanmax(k)) if k.size else float("nan")
+    n_good = int(np.sum(k <= k_thr))
+    n_bad = int(np.sum((k > k_thr) & (k <= 1.0)))
+    n_very_bad = int(np.sum(k > 1.0))
+    return k_max, k_thr, n_good, n_bad, n_very_bad
+
+
+def _sampling_warnings(name, n_chains, rhat, rhat_max, ess_bulk, ess_tail, ess_min,
+                       ess_min_per_chain) -> list[str]:
+    """Warnings for too few chains, a high R-hat and a low bulk or tail ESS."""
+    warns = []
+    if n_chains < 2:
+        warns.append(
+            f"{name}: only one chain; R-hat cannot be computed, run at least 2 (ArviZ "
+            f"recommends 4) chains to check convergence."
+        )
+    elif not np.isnan(rhat) and rhat > rhat_max:
+        warns.append(
+            f"{name}: R-hat is {rhat:.3f} > {rhat_max}; the chains have not converged to the "
+            f"same distribution. Do not use this fit's estimates; run longer or reparametrize."
+        )
+    for kind, value in (("bulk", ess_bulk), ("tail", ess_tail)):
+        if not np.isnan(value) and value < ess_min:
+            warns.append(
+                f"{name}: smallest {kind} ESS is {value:.0f} < {ess_min:.0f} "
+                f"({ess_min_per_chain:g} per chain); too few effective draws for reliable "
+                f"{'means' if kind == 'bulk' else 'intervals'}. Draw more samples."
+            )
+    return warns
+
+
 def diagnose_fit(
     fit,
     *,
@@ -166,63 +226,25 @@ def diagnose_fit(
     -------
     FitDiagnostics
     """
-    from arviz_stats import bfmi as az_bfmi
     from arviz_stats import ess as az_ess
     from arviz_stats import rhat as az_rhat
 
     post = _numeric_posterior(_posterior(fit), var_names)
     n_chains = int(post.sizes["chain"])
     n_draws = int(post.sizes["draw"])
-    n_samples = n_chains * n_draws
 
     rhat = _extreme(az_rhat(post), np.nanmax) if n_chains > 1 else float("nan")
     ess_bulk = _extreme(az_ess(post, method="bulk"), np.nanmin)
     ess_tail = _extreme(az_ess(post, method="tail"), np.nanmin)
     ess_min = float(ess_min_per_chain * n_chains)
-
-    stats = _group(fit, "sample_stats")
-    n_div = None
-    bfmi_value = None
-    if stats is not None:
-        if "diverging" in stats:
-            div = stats["diverging"]
-            if "tuning" in stats:  # nutpie keeps tuning draws only when asked; drop them
-                div = div.where(~stats["tuning"].astype(bool), False)
-            n_div = int(np.asarray(div.values, dtype=bool).sum())
-        if "energy" in stats:
-            bf = az_bfmi(stats[["energy"]])
-            bf = bf.to_dataset() if hasattr(bf, "to_dataset") else bf
-            bfmi_value = float(np.nanmin(np.asarray(bf["energy"].values, dtype=float)))
-
+    n_div, bfmi_value = _sampler_stats(fit)
     if pareto_k is None and elpd_data is not None:
         pareto_k = getattr(elpd_data, "pareto_k", None)
-    k_max = k_thr = n_good = n_bad = n_very_bad = None
-    if pareto_k is not None:
-        k = np.asarray(getattr(pareto_k, "values", pareto_k), dtype=float).ravel()
-        k_thr = pareto_k_threshold(n_samples)
-        k_max = float(np.nanmax(k)) if k.size else float("nan")
-        n_good = int(np.sum(k <= k_thr))
-        n_bad = int(np.sum((k > k_thr) & (k <= 1.0)))
-        n_very_bad = int(np.sum(k > 1.0))
+    k_max, k_thr, n_good, n_bad, n_very_bad = _pareto_counts(pareto_k, n_chains * n_draws)
 
-    warns = []
-    if n_chains < 2:
-        warns.append(
-            f"{name}: only one chain; R-hat cannot be computed, run at least 2 (ArviZ "
-            f"recommends 4) chains to check convergence."
-        )
-    elif not np.isnan(rhat) and rhat > rhat_max:
-        warns.append(
-            f"{name}: R-hat is {rhat:.3f} > {rhat_max}; the chains have not converged to the "
-            f"same distribution. Do not use this fit's estimates; run longer or reparametrize."
-        )
-    for kind, value in (("bulk", ess_bulk), ("tail", ess_tail)):
-        if not np.isnan(value) and value < ess_min:
-            warns.append(
-                f"{name}: smallest {kind} ESS is {value:.0f} < {ess_min:.0f} "
-                f"({ess_min_per_chain:g} per chain); too few effective draws for reliable "
-                f"{'means' if kind == 'bulk' else 'intervals'}. Draw more samples."
-            )
+    warns = _sampling_warnings(
+        name, n_chains, rhat, rhat_max, ess_bulk, ess_tail, ess_min, ess_min_per_chain
+    )
     if n_div:
         warns.append(
             f"{name}: {n_div} divergent transition(s); the sampler may have missed part of "

@@ -1,8 +1,13 @@
 r"""Predictions and average marginal effects from a fit, in NumPy on the posterior draws.
 
-Nothing here compiles a graph: the model is rebuilt from the fit
-(:meth:`softbayes.Model.from_fit`, a formula evaluation) and the family's single math
-definition (:mod:`softbayes.terms.families`) is applied to the draws.
+Nothing here compiles a graph: the model's description is rebuilt from the fit
+(:func:`softbayes.io.fits.description_from_fit`, a formula evaluation) unless given, and the
+family's single math definition (:mod:`softbayes.terms.families`) is applied to the draws
+(:meth:`softbayes.terms.description.ModelDescription.params`).
+
+Both functions take ``model=``: a :class:`softbayes.Model`, a
+:class:`~softbayes.terms.description.ModelDescription`, or anything with a ``description``
+attribute that is one (:func:`softbayes.terms.description.as_description`).
 """
 
 from __future__ import annotations
@@ -11,17 +16,20 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from softbayes.io.attrs import FitAttrs
+from softbayes.io.fits import description_from_fit
+from softbayes.terms.description import as_description
+
 __all__ = ["marginal_effects", "predict"]
 
 KINDS = ("mean", "pp", "linear", "log_likelihood")
 
 
 def _model_of(fit, model):
+    """The model description of ``fit``: ``model``'s, or rebuilt from the fit."""
     if model is not None:
-        return model
-    from softbayes.model import Model
-
-    return Model.from_fit(fit, check=False)
+        return as_description(model)
+    return description_from_fit(fit, check=False)
 
 
 def _posterior(fit):
@@ -55,8 +63,9 @@ def predict(fit, data=None, kind="mean", *, random_seed=None, new_groups="error"
     new_groups : {"error", "sample", "zero"}
         Levels of a grouping factor unseen in training: an error, effects drawn from the
         fitted group distribution, or zero (population-level prediction).
-    model : softbayes.Model, optional
-        The fit's model, to skip rebuilding it.
+    model : softbayes.Model or ModelDescription, optional
+        The fit's model (or its description), to skip rebuilding it. Label transformations
+        that use the training size (the Beta squeeze) take it from the fit's attrs.
 
     Returns
     -------
@@ -72,29 +81,18 @@ def predict(fit, data=None, kind="mean", *, random_seed=None, new_groups="error"
         model.check_new_data(data, labels=kind == "log_likelihood")
     rows = model.data if data is None else data
     rng = np.random.default_rng(random_seed)
-    params = model._params(post, rows, new_groups=new_groups, rng=rng)
     fam = model.family
-    if kind == "mean":
-        values = fam.mean(**params)
-    elif kind == "linear":
-        values = params["eta"]
-    elif kind == "pp":
-        values = fam.draws(rng, **params)
+    if kind == "log_likelihood":
+        n_ref = FitAttrs.from_attrs(fit.attrs, warn_unknown=False).n_obs
+        values = model.log_likelihood(post, data, n_ref=n_ref, new_groups=new_groups, rng=rng)
     else:
-        from softbayes.model import WEIGHTS_COLUMN
-
-        raw = model._raw_labels(rows)
-        labels, _ = fam.prepare_labels(raw, name=model._label_name(), index=rows.index,
-                                       n_ref=model.n_obs)
-        weights = None
-        if model.weights_column is not None:
-            if model.weights_column in rows.columns:
-                weights = rows[model.weights_column].to_numpy(dtype=float)
-            elif model.weights_column != WEIGHTS_COLUMN:
-                raise ValueError(
-                    f"data lacks the weights column {model.weights_column!r} of the fit."
-                )
-        values = fam.logp(labels, weights=weights, **params)
+        params = model.params(post, rows, new_groups=new_groups, rng=rng)
+        if kind == "mean":
+            values = fam.mean(**params)
+        elif kind == "linear":
+            values = params["eta"]
+        else:
+            values = fam.draws(rng, **params)
     values = np.asarray(values, dtype=float)
     dims = ["chain", "draw", "obs"]
     coords = {
@@ -107,7 +105,7 @@ def predict(fit, data=None, kind="mean", *, random_seed=None, new_groups="error"
         coords["class"] = model.class_labels
     name = {"mean": "mean", "pp": "labels", "linear": "eta", "log_likelihood": "labels"}[kind]
     return xr.DataArray(values, dims=dims, coords=coords, name=name,
-                        attrs={"kind": kind, "softbayes_family": fam.name})
+                        attrs={"kind": kind, **FitAttrs(family=fam.name).to_attrs()})
 
 
 def _interval(samples, prob, interval):
@@ -125,6 +123,48 @@ def _interval(samples, prob, interval):
     lo = np.take_along_axis(s, i[None], axis=0)[0]
     hi = np.take_along_axis(s, (i + k)[None], axis=0)[0]
     return lo, hi
+
+
+def _level_effects(mean_of, rows, var, col, levels):
+    """``[(contrast, E[y | level] - E[y | reference])]`` of a categorical predictor, every row
+    set to each level in turn (``levels``: formulae's, reference first, if known)."""
+    if levels is not None:
+        levels = list(levels)
+    elif isinstance(col.dtype, pd.CategoricalDtype):
+        levels = list(col.cat.categories)
+    else:
+        levels = sorted(pd.unique(col), key=lambda v: (str(type(v)), v))
+    ref = levels[0]
+    base_frame = rows.copy()
+    base_frame[var] = pd.Series([ref] * len(rows), index=rows.index).astype(col.dtype)
+    base = mean_of(base_frame)
+    effects = []
+    for lev in levels[1:]:
+        f = rows.copy()
+        f[var] = pd.Series([lev] * len(rows), index=rows.index).astype(col.dtype)
+        effects.append((f"{lev} - {ref}", mean_of(f) - base))
+    return effects
+
+
+def _summary_rows(model, var, contrast, eff, prob, interval):
+    """The table rows (one per class) of the average of the effect ``eff`` over the rows."""
+    fam = model.family
+    ame = eff.mean(axis=2)  # (chain, draw[, class])
+    flat = ame.reshape((-1, *ame.shape[2:]))
+    lo, hi = _interval(flat, prob, interval)
+    est, sd = flat.mean(axis=0), flat.std(axis=0, ddof=1)
+    out = []
+    for k, cls in enumerate(model.class_labels if fam.multiclass else [None]):
+        idx = (k,) if fam.multiclass else ()
+        row = {"family": fam.name, "formula": model.formula, "variable": var,
+               "contrast": contrast}
+        if fam.multiclass:
+            row["class"] = cls
+        row.update({"estimate": float(est[idx]), "sd": float(sd[idx]),
+                    "lower": float(lo[idx]), "upper": float(hi[idx]), "prob": prob,
+                    "interval": interval})
+        out.append(row)
+    return out
 
 
 def marginal_effects(fit, data=None, variables=None, *, prob=0.94, interval="eti",
@@ -155,7 +195,7 @@ def marginal_effects(fit, data=None, variables=None, *, prob=0.94, interval="eti
     eps : float
         Relative finite-difference step.
     new_groups : see :func:`predict`.
-    model : softbayes.Model, optional
+    model : softbayes.Model or ModelDescription, optional
 
     Returns
     -------
@@ -169,12 +209,11 @@ def marginal_effects(fit, data=None, variables=None, *, prob=0.94, interval="eti
     rows = (model.data if data is None else data).copy()
     if data is not None:
         model.check_new_data(rows)
-    design = model._main.design
+    design = model.main.design
     common_vars = set()
     categorical = set()
     for t in design.common_terms:
-        term = design._dm.common.terms[t.name]
-        common_vars |= {v for v in term.var_names if v in model.predictor_columns}
+        common_vars |= {v for v in t.var_names if v in model.predictor_columns}
         categorical |= t.categorical_vars
     if variables is None:
         variables = sorted(common_vars)
@@ -185,16 +224,15 @@ def marginal_effects(fit, data=None, variables=None, *, prob=0.94, interval="eti
                 f"variables {bad} are not population-level predictors of {model.formula!r} "
                 f"(those are {sorted(common_vars)})."
             )
-    train = model.data
     fam = model.family
 
     def mean_of(frame):
-        return fam.mean(**model._params(post, frame, new_groups=new_groups,
-                                        rng=np.random.default_rng(0)))
+        return fam.mean(**model.params(post, frame, new_groups=new_groups,
+                                       rng=np.random.default_rng(0)))
 
     out = []
     for var in variables:
-        col = train[var]
+        col = model.data[var]
         is_cat = (
             var in categorical
             or isinstance(col.dtype, pd.CategoricalDtype)
@@ -209,46 +247,9 @@ def marginal_effects(fit, data=None, variables=None, *, prob=0.94, interval="eti
             down[var] = rows[var].to_numpy(dtype=float) - h
             effects = [("dE/dx", (mean_of(up) - mean_of(down)) / (2 * h))]
         else:
-            if var in design.levels:
-                levels = list(design.levels[var])
-            elif isinstance(col.dtype, pd.CategoricalDtype):
-                levels = list(col.cat.categories)
-            else:
-                levels = sorted(pd.unique(col), key=lambda v: (str(type(v)), v))
-            ref = levels[0]
-            base_frame = rows.copy()
-            base_frame[var] = pd.Series([ref] * len(rows), index=rows.index).astype(col.dtype)
-            base = mean_of(base_frame)
-            effects = []
-            for lev in levels[1:]:
-                f = rows.copy()
-                f[var] = pd.Series([lev] * len(rows), index=rows.index).astype(col.dtype)
-                effects.append((f"{lev} - {ref}", mean_of(f) - base))
+            effects = _level_effects(mean_of, rows, var, col, design.levels.get(var))
         for contrast, eff in effects:
-            ame = eff.mean(axis=2)  # (chain, draw[, class])
-            flat = ame.reshape((-1, *ame.shape[2:]))
-            lo, hi = _interval(flat, prob, interval)
-            est, sd = flat.mean(axis=0), flat.std(axis=0, ddof=1)
-            classes = model.class_labels if fam.multiclass else [None]
-            for k, cls in enumerate(classes):
-                idx = (k,) if fam.multiclass else ()
-                row = {
-                    "family": fam.name,
-                    "formula": model.formula,
-                    "variable": var,
-                    "contrast": contrast,
-                }
-                if fam.multiclass:
-                    row["class"] = cls
-                row.update({
-                    "estimate": float(est[idx]),
-                    "sd": float(sd[idx]),
-                    "lower": float(lo[idx]),
-                    "upper": float(hi[idx]),
-                    "prob": prob,
-                    "interval": interval,
-                })
-                out.append(row)
+            out += _summary_rows(model, var, contrast, eff, prob, interval)
     columns = ["family", "formula", "variable", "contrast"]
     columns += ["class"] if fam.multiclass else []
     columns += ["estimate", "sd", "lower", "upper", "prob", "interval"]

@@ -19,10 +19,13 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from softbayes.terms.families import family_class, family_names
 
 app = typer.Typer(
     name="softbayes",
@@ -61,7 +64,7 @@ _PATH_ERRNOS = frozenset({
 
 def _guard(fn, debug: bool):
     """Run ``fn`` turning exceptions into a short message and an exit status."""
-    from softbayes.app.runner import ReportBusyError
+    from softbayes.app.files import ReportBusyError
     from softbayes.app.spec import SpecError
 
     debug = debug or _STATE["debug"] or bool(os.environ.get("SOFTBAYES_DEBUG"))
@@ -119,7 +122,8 @@ def run(
     debug: DebugOpt = False,
 ) -> None:
     """Fit every candidate model of SPEC, compare them, write reports/<name>/."""
-    from softbayes.app.runner import resolve_spec_path, run_spec
+    from softbayes.app.locations import resolve_spec_path
+    from softbayes.app.runner import run_spec
 
     def go():
         path = resolve_spec_path(spec)
@@ -139,7 +143,8 @@ def demo(
 ) -> None:
     """The main job: compare weighted Bernoulli, Continuous Bernoulli, Beta and hard-label
     Bernoulli regressions on the STAR98 math shares (models/star98.toml)."""
-    from softbayes.app.runner import demo_spec_path, run_spec
+    from softbayes.app.locations import demo_spec_path
+    from softbayes.app.runner import run_spec
 
     def go():
         run_spec(demo_spec_path("star98"), reports_dir=reports_dir, force=force, echo=_echo)
@@ -156,7 +161,7 @@ def check(
 ) -> None:
     """Validate SPEC: its keys and types, the data file, the columns, every model's formula,
     priors and options. Nothing is fitted."""
-    from softbayes.app.runner import resolve_spec_path
+    from softbayes.app.locations import resolve_spec_path
     from softbayes.app.spec import check_spec, load_spec
 
     def go():
@@ -176,7 +181,8 @@ def check(
 
 
 def _read_data(arg: str):
-    from softbayes.app.spec import path_problem, read_table
+    from softbayes.app.files import path_problem
+    from softbayes.app.spec import read_table
     from softbayes.data.datasets import load_dataset
 
     if arg.startswith("builtin:"):
@@ -195,7 +201,7 @@ def _read_data(arg: str):
 
 def _check_out_file(out: Path) -> None:
     """Refuse an output file the OS could not create, before the (slow) fit rather than after."""
-    from softbayes.app.spec import path_problem
+    from softbayes.app.files import path_problem
 
     why = path_problem(out)
     if why is None and out.is_dir():
@@ -211,6 +217,17 @@ def _check_out_file(out: Path) -> None:
             why = f"no permission to write in {parent}"
     if why:
         raise ValueError(f"--out file {str(out)!r}: {why}.")
+
+
+def _or(words) -> str:
+    """``a, b or c``."""
+    words = list(words)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _taking(option: str) -> str:
+    """The families whose models take ``option`` (for the help of the family options)."""
+    return ", ".join(n for n in family_names() if option in family_class(n).model_options())
 
 
 def _parse_priors(items):
@@ -234,17 +251,18 @@ def fit(
     formula: Annotated[str, typer.Option("--formula", "-f", help="'labels ~ predictors'.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the fit (.nc).")],
     likelihood: Annotated[str, typer.Option(
-        "--likelihood", "-l", help="weighted_bernoulli, continuous_bernoulli, beta, bernoulli "
-                                   "or soft_categorical.")] = "weighted_bernoulli",
+        "--likelihood", "-l", help=_or(family_names()) + ".")] = "weighted_bernoulli",
     weights: Annotated[str | None, typer.Option(help="Weights column.")] = None,
     prior: Annotated[list[str] | None, typer.Option(
         "--prior", help="TERM=JSON, e.g. x='{\"dist\": \"Normal\", \"mu\": 0, \"sigma\": 1}'.")]
     = None,
     squeeze: Annotated[bool | None, typer.Option(
-        "--squeeze/--no-squeeze", help="beta: squeeze labels at 0 or 1.")] = None,
-    threshold: Annotated[float | None, typer.Option(help="bernoulli: cut of the labels.")]
+        "--squeeze/--no-squeeze", help=f"{_taking('squeeze')}: squeeze labels at 0 or 1.")]
     = None,
-    phi_formula: Annotated[str | None, typer.Option(help="beta: formula of log phi.")] = None,
+    threshold: Annotated[float | None, typer.Option(
+        help=f"{_taking('threshold')}: cut of the labels.")] = None,
+    phi_formula: Annotated[str | None, typer.Option(
+        help=f"{_taking('phi_formula')}: formula of log phi.")] = None,
     draws: Annotated[int, typer.Option(min=1)] = 1000,
     tune: Annotated[int, typer.Option(min=0)] = 1000,
     chains: Annotated[int, typer.Option(min=1)] = 4,
@@ -255,9 +273,9 @@ def fit(
     """Fit one model to DATA and save the fit (netCDF; read with softbayes.load_fit)."""
 
     def go():
-        import warnings
-
-        from softbayes.app.runner import _quiet_libraries, _save_atomically
+        from softbayes.app.files import save_fit_atomically
+        from softbayes.app.runner import quiet_libraries
+        from softbayes.io.attrs import FitAttrs
         from softbayes.model import Model
         from softbayes.terms.sandbox import check_formula
 
@@ -265,7 +283,7 @@ def fit(
         check_formula(formula, where="--formula")
         if phi_formula is not None:
             check_formula(phi_formula, rhs_only=True, where="--phi-formula")
-        _quiet_libraries()
+        quiet_libraries()
         _check_out_file(out)
         df = _read_data(data)
         kw = {}
@@ -278,7 +296,7 @@ def fit(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             model = Model(formula, df, likelihood=likelihood, priors=_parse_priors(prior),
-                          weights=weights, _untrusted=True, **kw)
+                          weights=weights, untrusted=True, **kw)
         for w in caught:
             _echo(f"note: {w.message}")
         _echo(f"fitting {likelihood}: {model.formula} ({len(df)} rows, {chains} chains x "
@@ -289,9 +307,9 @@ def fit(
             result = model.fit(draws=draws, tune=tune, chains=chains, random_seed=seed,
                                sampler=sampler)
         secs = time.perf_counter() - t0
-        result.attrs["softbayes_cli_fit_seconds"] = float(secs)
+        FitAttrs(cli_fit_seconds=float(secs)).write(result)
         out.parent.mkdir(parents=True, exist_ok=True)
-        _save_atomically(result, out.resolve())
+        save_fit_atomically(result, out.resolve())
         _echo(f" done in {secs:.1f} s -> {out}")
 
     _guard(go, debug)
@@ -328,12 +346,8 @@ def _compare_kwargs(kfold_fallback: str) -> dict:
 
 def _report_from_fits(fits, target: Path, *, title: str, source_fits: dict | None = None,
                       kfold_fallback="none", spec_text=None):
-    from softbayes.app.runner import (
-        _fit_slug,
-        _link_or_copy,
-        build_and_write,
-        write_report_atomically,
-    )
+    from softbayes.app.files import link_or_copy, write_report_atomically
+    from softbayes.app.runner import build_and_write, fit_slug
 
     with write_report_atomically(target) as tmp:
         fit_files = {}
@@ -342,9 +356,9 @@ def _report_from_fits(fits, target: Path, *, title: str, source_fits: dict | Non
             taken: set = set()
             for name, src in source_fits.items():
                 stem = Path(src).stem
-                slug = stem if stem not in taken else _fit_slug(name, taken)
+                slug = stem if stem not in taken else fit_slug(name, taken)
                 taken.add(slug)
-                _link_or_copy(Path(src), tmp / "fits" / f"{slug}.nc")
+                link_or_copy(Path(src), tmp / "fits" / f"{slug}.nc")
                 fit_files[name] = f"fits/{slug}.nc"
         build_and_write(fits, tmp, title=title, name=target.name,
                         data_source="Training data stored in the fits.",
@@ -369,17 +383,15 @@ def compare(
     """Compare saved fits: ELPD per comparable group, common-scale scores, diagnostics."""
 
     def go():
-        import warnings
-
-        from softbayes.analysis.comparison import compare as _compare
-        from softbayes.app.runner import check_report_target
+        from softbayes.analysis.comparison import compare as compare_fits
+        from softbayes.app.files import check_report_target
 
         if out is not None:  # refuse before the (slow) comparison
             check_report_target(out, what="--out")
         loaded = _load_fits(fits, name)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            cmp = _compare(loaded, **_compare_kwargs(kfold_fallback))
+            cmp = compare_fits(loaded, **_compare_kwargs(kfold_fallback))
         typer.echo(str(cmp))
         if out is not None:
             _report_from_fits(loaded, out.resolve(), title=f"Model comparison: {out.name}",
@@ -403,7 +415,7 @@ def report(
     """(Re)write a report from saved fits: FOLDER/fits/*.nc or FOLDER/*.nc."""
 
     def go():
-        from softbayes.app.runner import REPORT_MARKER, check_report_target, is_report_folder
+        from softbayes.app.files import REPORT_MARKER, check_report_target, is_report_folder
 
         if not folder.is_dir():
             raise FileNotFoundError(f"not a folder: {folder}")

@@ -1,1 +1,13 @@
-"""Fitting a built PyMC model: samplers, approximations, calibration, log-likelihood."""
+"""Fitting a model description: PyMC graph, NUTS samplers, approximations, calibration.
+
+The backend takes plain data (a :class:`~softbayes.terms.description.ModelDescription`, a
+``pm.Model``), never :class:`softbayes.Model`: :func:`fit_description` fits a description,
+:class:`Refitter` refits one compiled structure on other rows or labels,
+:func:`build_pymc_model` builds the PyMC model, :data:`SAMPLERS` names the NUTS samplers.
+"""
+
+from softbayes.backend.build import build_pymc_model
+from softbayes.backend.refit import Refitter, fit_description
+from softbayes.backend.sample import SAMPLERS, resolve_sampler
+
+__all__ = ["SAMPLERS", "Refitter", "build_pymc_model", "fit_description", "resolve_sampler"]

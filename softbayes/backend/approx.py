@@ -38,40 +38,41 @@ in the graph are ~0.8 GB each; the Laplace fit itself needs O(d^2).
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
 import xarray as xr
+from pymc.pytensorf import compile as pm_compile
+from scipy import optimize
+from scipy.linalg import solve_triangular
 
-__all__ = ["METHODS", "fit_approx", "laplace_mode", "minibatch_replacements", "pathfinder"]
+from softbayes.backend.build import data_containers
+from softbayes.backend.result import complete_fit, fit_attrs
+from softbayes.backend.sample import new_seed
+from softbayes.terms.families import FAMILIES
+from softbayes.terms.predictor import ParameterLayout
+
+__all__ = [
+    "METHODS",
+    "bfgs_inverse_hessian",
+    "fit_approx",
+    "laplace_mode",
+    "minibatch_replacements",
+    "pathfinder",
+]
 
 METHODS = ("nuts", "laplace", "advi", "pathfinder")
 
 
 # -- unconstrained space -------------------------------------------------------------------
-class _Flat:
-    """Ravel / unravel the model's value variables (unconstrained space)."""
-
-    def __init__(self, pm_model, point):
-        self.names = [v.name for v in pm_model.value_vars]
-        self.shapes = [np.shape(point[n]) for n in self.names]
-        self.sizes = [int(np.prod(s)) for s in self.shapes]
-        self.d = int(sum(self.sizes))
-
-    def ravel(self, point):
-        return np.concatenate([np.ravel(point[n]) for n in self.names]).astype(float)
-
-    def unravel(self, x):
-        out, i = {}, 0
-        for n, s, k in zip(self.names, self.shapes, self.sizes, strict=True):
-            out[n] = np.reshape(x[i:i + k], s)
-            i += k
-        return out
+def _flat(pm_model, point) -> ParameterLayout:
+    """The layout of the model's value variables (unconstrained space) in ``point``."""
+    return ParameterLayout.of_point(point, [v.name for v in pm_model.value_vars])
 
 
 def _logp_grad_fn(pm_model):
-    import pytensor.tensor as pt
-    from pymc.pytensorf import compile as pm_compile
-
     logp = pm_model.logp(jacobian=True)
     grads = pt.grad(logp, pm_model.value_vars)
     grad = pt.concatenate([pt.flatten(g) for g in grads])
@@ -81,15 +82,14 @@ def _logp_grad_fn(pm_model):
 def laplace_mode(pm_model, *, random_seed=None, maxiter=1000, start=None):
     """Mode (L-BFGS) and Hessian (central differences of the gradient), unconstrained.
 
-    Returns ``(flat, mode, hessian, info)``; ``hessian`` is of the log posterior
-    (negative definite at a proper mode).
+    Returns ``(flat, mode, hessian, info)``: the :class:`ParameterLayout` of the value
+    variables, the mode, the Hessian of the log posterior (negative definite at a proper
+    mode) and facts for the attrs.
     """
-    from scipy import optimize
-
     point = pm_model.initial_point(random_seed=random_seed)
     if start is not None:
         point.update(start)
-    flat = _Flat(pm_model, point)
+    flat = _flat(pm_model, point)
     fn = _logp_grad_fn(pm_model)
 
     def args(x):
@@ -109,10 +109,10 @@ def laplace_mode(pm_model, *, random_seed=None, maxiter=1000, start=None):
                                      "gtol": 1e-8})
     mode = res.x
     grad_at = lambda x: np.asarray(fn(*args(x))[1], dtype=float)  # noqa: E731
-    hess = np.empty((flat.d, flat.d))
-    for j in range(flat.d):
+    hess = np.empty((flat.size, flat.size))
+    for j in range(flat.size):
         h = 1e-5 * max(1.0, abs(mode[j]))
-        e = np.zeros(flat.d)
+        e = np.zeros(flat.size)
         e[j] = h
         hess[:, j] = (grad_at(mode + e) - grad_at(mode - e)) / (2 * h)
     hess = 0.5 * (hess + hess.T)
@@ -139,16 +139,12 @@ def _normal_draws(mode, hess, n_draws, rng):
         ) from err
     z = rng.standard_normal((n_draws, mode.size))
     # x = mode + L^{-T} z has covariance (L L^T)^{-1} = (-H)^{-1}
-    from scipy.linalg import solve_triangular
-
     return mode + solve_triangular(chol, z.T, lower=True, trans="T").T
 
 
 # -- draws -> posterior group ----------------------------------------------------------------
 def _posterior(pm_model, flat, xs, chains, draws):
     """DataTree with a posterior group from unconstrained draws ``xs`` (chains*draws, d)."""
-    from pymc.pytensorf import compile as pm_compile
-
     keep = [v.name for v in pm_model.free_RVs] + [v.name for v in pm_model.deterministics]
     outs = [v for v in pm_model.unobserved_value_vars if v.name in keep]
     fn = pm_compile(pm_model.value_vars, outs, on_unused_input="ignore")
@@ -179,35 +175,22 @@ def _sample_stats(chains, draws):
 
 
 # -- ADVI --------------------------------------------------------------------------------------
-def _data_vars(model):
-    """{name: shared variable} of the model's row-indexed data containers."""
-    from softbayes.model import LABELS_DATA, WEIGHTS_DATA
+def minibatch_replacements(description, pymc_model, batch_size):
+    """``{shared data: minibatch view}`` of ``pymc_model`` (the model of ``description``)
+    with the weights scaled by ``n / batch_size``.
 
-    m = model.pymc_model
-    names = [LABELS_DATA, *model._main.data_names().values()]
-    if model._phi is not None:
-        names += list(model._phi.data_names().values())
-    out = {n: m.named_vars[n] for n in names if n in m.named_vars}
-    w = m.named_vars.get(WEIGHTS_DATA)
-    return out, w
-
-
-def minibatch_replacements(model, batch_size):
-    """``{shared data: minibatch view}`` with the weights scaled by ``n / batch_size``.
-
-    Only for families whose likelihood carries row weights (``weighted_bernoulli``,
-    ``soft_categorical``): the scaled minibatch log-likelihood is an unbiased estimate of
-    the full-data one.
+    Only for families whose likelihood carries row weights: the scaled minibatch
+    log-likelihood is an unbiased estimate of the full-data one.
     """
-    import pymc as pm
-
-    if not model.family.supports_weights:
+    family = description.family
+    if not family.supports_weights:
+        weighted = ", ".join(n for n, c in FAMILIES.items() if c.supports_weights)
         raise ValueError(
-            f"Minibatch ADVI needs a weighted likelihood (weighted_bernoulli, "
-            f"soft_categorical), not {model.family.name!r}: use batch_size=None (full batch)."
+            f"Minibatch ADVI needs a weighted likelihood ({weighted}), not {family.name!r}: "
+            "use batch_size=None (full batch)."
         )
-    data, w = _data_vars(model)
-    n = model.n_obs
+    data, w = data_containers(description, pymc_model)
+    n = description.n_obs
     batch_size = int(batch_size)
     if not 0 < batch_size <= n:
         raise ValueError(f"batch_size must be in [1, n={n}], got {batch_size}.")
@@ -219,19 +202,17 @@ def minibatch_replacements(model, batch_size):
 
 
 def _to_flat(vec, ordering, flat):
-    """Re-order ADVI's flat vector (its ``ordering``) into :class:`_Flat`'s order."""
+    """Re-order ADVI's flat vector (its ``ordering``) into the layout ``flat``."""
     vec = np.asarray(vec, dtype=float)
     return flat.ravel({name: vec[sl] for name, (_, sl, _, _) in ordering.items()})
 
 
-def _advi(model, pm_model, flat, *, draws, chains, seed, mode_point, sd_point, n_iter,
-          batch_size, learning_rate, progressbar, minibatch_threshold):
-    import pymc as pm
-
-    n = model.n_obs
-    if batch_size is None and model.family.supports_weights and n > minibatch_threshold:
+def _advi(description, pm_model, flat, *, seed, mode_point, sd_point, n_iter, batch_size,
+          learning_rate, progressbar, minibatch_threshold):
+    n = description.n_obs
+    if batch_size is None and description.family.supports_weights and n > minibatch_threshold:
         batch_size = min(n, 10_000)
-    repl = minibatch_replacements(model, batch_size) if batch_size else None
+    repl = minibatch_replacements(description, pm_model, batch_size) if batch_size else None
     approx = pm.fit(
         n=n_iter, method="advi", model=pm_model, random_seed=seed, start=mode_point,
         start_sigma=sd_point, progressbar=progressbar,
@@ -245,14 +226,39 @@ def _advi(model, pm_model, flat, *, draws, chains, seed, mode_point, sd_point, n
 
 
 # -- entry point -------------------------------------------------------------------------------
-def fit_approx(model, method, *, draws=1000, chains=4, random_seed=None, log_likelihood=True,
-               calibrate=None, progressbar=False, maxiter=1000, n_iter=5000, batch_size=None,
-               learning_rate=None, minibatch_threshold=100_000,
+def _laplace_or_advi(description, pm_model, method, *, draws, chains, random_seed, rng,
+                     maxiter, n_iter, batch_size, learning_rate, progressbar,
+                     minibatch_threshold):
+    """``(flat, draws, info)`` of the Laplace approximation or ADVI started from it."""
+    flat, mode, hess, info = laplace_mode(pm_model, random_seed=random_seed, maxiter=maxiter)
+    if method == "laplace":
+        return flat, _normal_draws(mode, hess, draws * chains, rng), info
+    cov_diag = np.diag(np.linalg.inv(-hess))
+    sd0 = np.sqrt(np.clip(cov_diag, 1e-12, None))
+    if learning_rate is None:
+        learning_rate = float(min(1e-3, 0.1 * sd0.min()))
+    info["advi_learning_rate"] = learning_rate
+    mu, sd, advi_info = _advi(
+        description, pm_model, flat, seed=random_seed, mode_point=flat.unravel(mode),
+        sd_point=flat.unravel(sd0), n_iter=n_iter, batch_size=batch_size,
+        learning_rate=learning_rate, progressbar=progressbar,
+        minibatch_threshold=minibatch_threshold,
+    )
+    info.update(advi_info)
+    return flat, mu + sd * rng.standard_normal((draws * chains, flat.size)), info
+
+
+def fit_approx(description, pymc_model, method, *, draws=1000, chains=4, random_seed=None,
+               log_likelihood=True, calibrate=None, progressbar=False, maxiter=1000,
+               n_iter=5000, batch_size=None, learning_rate=None, minibatch_threshold=100_000,
                max_log_likelihood_values=2**27, **kwargs):
-    """Fit ``model`` (a :class:`softbayes.Model`) with an approximation; see the module doc.
+    """Fit a model description with an approximation; see the module doc.
 
     Parameters
     ----------
+    description : ModelDescription
+    pymc_model : pm.Model
+        Its PyMC model (:func:`softbayes.backend.build.build_pymc_model`).
     method : {"laplace", "advi", "pathfinder"}
     draws, chains : int
         The approximate posterior is stored as ``chains`` x ``draws`` independent draws.
@@ -278,69 +284,37 @@ def fit_approx(model, method, *, draws=1000, chains=4, random_seed=None, log_lik
             f"calibrate={calibrate!r} is implemented for method='nuts' only; fit with "
             "method='nuts' or calibrate=None."
         )
-    if method != "pathfinder" and kwargs:
-        raise TypeError(f"method={method!r}: unexpected argument(s) {sorted(kwargs)}.")
-    if random_seed is None:
-        random_seed = int(np.random.SeedSequence().generate_state(1)[0] % (2**31))
-    random_seed = int(random_seed)
+    allowed = {"history", "elbo_draws", "psis_resample"} if method == "pathfinder" else set()
+    if set(kwargs) - allowed:
+        raise TypeError(f"method={method!r}: unexpected argument(s) "
+                        f"{sorted(set(kwargs) - allowed)}.")
+    random_seed = new_seed() if random_seed is None else int(random_seed)
     rng = np.random.default_rng(random_seed)
-    pm_model = model.pymc_model
     t0 = time.time()
-    info = {}
     if method == "pathfinder":
-        unknown = set(kwargs) - {"history", "elbo_draws", "psis_resample"}
-        if unknown:
-            raise TypeError(f"method='pathfinder': unexpected argument(s) {sorted(unknown)}.")
-        flat, xs, info = pathfinder(pm_model, draws * chains, random_seed=random_seed,
+        flat, xs, info = pathfinder(pymc_model, draws * chains, random_seed=random_seed,
                                     maxiter=maxiter, **kwargs)
-        idata = _posterior(pm_model, flat, xs, chains, draws)
     else:
-        flat, mode, hess, info = laplace_mode(pm_model, random_seed=random_seed,
-                                              maxiter=maxiter)
-        if method == "laplace":
-            xs = _normal_draws(mode, hess, draws * chains, rng)
-        else:
-            cov_diag = np.diag(np.linalg.inv(-hess))
-            sd0 = np.sqrt(np.clip(cov_diag, 1e-12, None))
-            if learning_rate is None:
-                learning_rate = float(min(1e-3, 0.1 * sd0.min()))
-            info["advi_learning_rate"] = learning_rate
-            mu, sd, advi_info = _advi(
-                model, pm_model, flat, draws=draws, chains=chains, seed=random_seed,
-                mode_point=flat.unravel(mode), sd_point=flat.unravel(sd0), n_iter=n_iter,
-                batch_size=batch_size, learning_rate=learning_rate, progressbar=progressbar,
-                minibatch_threshold=minibatch_threshold,
-            )
-            info.update(advi_info)
-            xs = mu + sd * rng.standard_normal((draws * chains, flat.d))
-        idata = _posterior(pm_model, flat, xs, chains, draws)
+        flat, xs, info = _laplace_or_advi(
+            description, pymc_model, method, draws=draws, chains=chains,
+            random_seed=random_seed, rng=rng, maxiter=maxiter, n_iter=n_iter,
+            batch_size=batch_size, learning_rate=learning_rate, progressbar=progressbar,
+            minibatch_threshold=minibatch_threshold)
+    idata = _posterior(pymc_model, flat, xs, chains, draws)
     idata["sample_stats"] = _sample_stats(chains, draws)
     elapsed = time.time() - t0
     idata["posterior"].attrs["sampling_time"] = elapsed
-    ll_draws = draws
-    if log_likelihood:
-        from softbayes.backend.log_likelihood import compute_log_likelihood
-
-        n = model.n_obs
-        ll_draws = int(min(draws, max(1, max_log_likelihood_values // max(1, n * chains))))
-        if ll_draws < draws:
-            sub = xr.DataTree.from_dict(
-                {"posterior": idata["posterior"].to_dataset().isel(draw=slice(0, ll_draws))})
-            ds = compute_log_likelihood(sub, model=pm_model, extend_inferencedata=False)
-            idata["log_likelihood"] = ds
-        else:
-            compute_log_likelihood(idata, model=pm_model)
-    model._add_groups(idata)
-    idata.attrs.update(model._attrs(method, random_seed, draws, 0, chains))
-    idata.attrs["softbayes_method"] = method
-    idata.attrs["softbayes_log_likelihood_draws"] = int(ll_draws if log_likelihood else 0)
-    idata.attrs["softbayes_approx_seconds"] = float(elapsed)
-    for k, v in info.items():
-        idata.attrs[f"softbayes_{k}"] = v
+    attrs = fit_attrs(description, sampler=method, random_seed=random_seed, draws=draws,
+                      tune=0, chains=chains, method=method)
+    ll_draws = complete_fit(idata, description, pymc_model, attrs,
+                            log_likelihood=log_likelihood,
+                            max_log_likelihood_values=max_log_likelihood_values)
+    attrs.replace(log_likelihood_draws=ll_draws, approx_seconds=float(elapsed),
+                  **info).write(idata)
     return idata
 
 
-def _bfgs_inverse_hessian(pairs, d):
+def bfgs_inverse_hessian(pairs, d):
     """Dense inverse-Hessian estimate from (s, y) pairs, oldest first (BFGS recursion from
     ``(s'y / y'y) I`` of the newest pair)."""
     s_new, y_new = pairs[-1]
@@ -353,28 +327,55 @@ def _bfgs_inverse_hessian(pairs, d):
     return 0.5 * (h + h.T)
 
 
+def _best_normal(path, grads, logp, history, elbo_draws, rng):
+    """``(elbo, iterate, mean, Cholesky factor)`` of the normal approximation of largest
+    ELBO along the L-BFGS ``path`` (``grads``: the gradients of ``-logp`` there)."""
+    d = path[0].size
+    best = (-np.inf, None, None, None)
+    pairs = []
+    for i in range(1, len(path)):
+        s_k, y_k = path[i] - path[i - 1], grads[i] - grads[i - 1]
+        # keep pairs of positive curvature (the BFGS estimate stays positive definite)
+        if s_k @ y_k > 1e-12 * (y_k @ y_k) and np.isfinite(s_k @ y_k):
+            pairs = [*pairs, (s_k, y_k)][-history:]
+        if not pairs:
+            continue
+        h = bfgs_inverse_hessian(pairs, d)
+        try:
+            chol = np.linalg.cholesky(h)
+        except np.linalg.LinAlgError:
+            continue
+        mu = path[i] - h @ grads[i]
+        z = rng.standard_normal((elbo_draws, d))
+        phi = mu + z @ chol.T
+        log_q = -0.5 * np.sum(z**2, axis=1) - np.sum(np.log(np.diag(chol))) \
+            - 0.5 * d * np.log(2 * np.pi)
+        log_p = np.array([logp(x) for x in phi])
+        elbo = float(np.mean(log_p - log_q)) if np.all(np.isfinite(log_p)) else -np.inf
+        if elbo > best[0]:
+            best = (elbo, i, mu, chol)
+    return best
+
+
 def pathfinder(pm_model, n_draws, *, random_seed=None, maxiter=1000, history=6,
                elbo_draws=50, psis_resample=False, start=None):
     """Single-path Pathfinder in the unconstrained space of ``pm_model``.
 
-    Returns ``(flat, draws, info)``: the :class:`_Flat` layout, ``(n_draws, d)``
-    unconstrained draws and facts for the attrs (iterations, the chosen iterate, its ELBO,
-    the PSIS Pareto k-hat). Dense ``d x d`` algebra: meant for regression models (d up to a
-    few hundred), not for high-dimensional latent fields.
+    Returns ``(flat, draws, info)``: the :class:`ParameterLayout` of the value variables,
+    ``(n_draws, d)`` unconstrained draws and facts for the attrs (iterations, the chosen
+    iterate, its ELBO, the PSIS Pareto k-hat). Dense ``d x d`` algebra: meant for
+    regression models (d up to a few hundred), not for high-dimensional latent fields.
 
     Reference: L. Zhang, B. Carpenter, A. Gelman, A. Vehtari (2022), Pathfinder: Parallel
     quasi-Newton variational inference, JMLR 23(306).
     """
-    import warnings
-
-    from arviz_stats.base import array_stats
-    from scipy import optimize
+    from arviz_stats.base import array_stats  # arviz's stats: loaded on first use
 
     rng = np.random.default_rng(random_seed)
     point = pm_model.initial_point(random_seed=random_seed)
     if start is not None:
         point.update(start)
-    flat = _Flat(pm_model, point)
+    flat = _flat(pm_model, point)
     fn = _logp_grad_fn(pm_model)
     cache = {}
 
@@ -400,37 +401,9 @@ def pathfinder(pm_model, n_draws, *, random_seed=None, maxiter=1000, history=6,
                             options={"maxiter": maxiter, "maxcor": history, "ftol": 1e-13,
                                      "gtol": 1e-8})
     grads = [-logp_grad(x)[1] for x in path]  # gradients of -logp
-    d = flat.d
-    best = (-np.inf, None, None, None)
-    pairs = []
-    for i in range(1, len(path)):
-        s_k, y_k = path[i] - path[i - 1], grads[i] - grads[i - 1]
-        # keep pairs of positive curvature (the BFGS estimate stays positive definite)
-        if s_k @ y_k > 1e-12 * (y_k @ y_k) and np.isfinite(s_k @ y_k):
-            pairs = [*pairs, (s_k, y_k)][-history:]
-        if not pairs:
-            continue
-        h = _bfgs_inverse_hessian(pairs, d)
-        try:
-            chol = np.linalg.cholesky(h)
-        except np.linalg.LinAlgError:
-            continue
-        mu = path[i] - h @ grads[i]
-        z = rng.standard_normal((elbo_draws, d))
-        phi = mu + z @ chol.T
-        log_q = -0.5 * np.sum(z**2, axis=1) - np.sum(np.log(np.diag(chol))) \
-            - 0.5 * d * np.log(2 * np.pi)
-        log_p = np.array([logp_grad(x)[0] for x in phi])
-        elbo = float(np.mean(log_p - log_q)) if np.all(np.isfinite(log_p)) else -np.inf
-        if elbo > best[0]:
-            best = (elbo, i, mu, chol)
-    elbo, i_best, mu, chol = best
-    if mu is None:
-        raise ValueError(
-            "method='pathfinder': no iterate of the L-BFGS path gave a proper normal "
-            "approximation (no pair of positive curvature, or the log density was not finite "
-            "at its draws). Check the priors or use method='laplace' / 'nuts'."
-        )
+    d = flat.size
+    elbo, i_best, mu, chol = _best_normal(path, grads, lambda x: logp_grad(x)[0], history,
+                                          elbo_draws, rng)
     n_q = max(n_draws, 1000) if psis_resample else n_draws
     z = rng.standard_normal((n_q, d))
     xs = mu + z @ chol.T

@@ -1,19 +1,25 @@
-"""Refits without recompiling: new rows (or labels) for a model of the same formula.
+"""Fitting a model description, and refitting one structure on other rows or labels.
 
-The model's data -- the centred design matrix, group-level columns and indices, labels and
-row weights -- are ``pm.Data`` containers with a flexible number of rows
-(:meth:`softbayes.Model._build`). :func:`set_data` evaluates new rows with the *stored*
-formula state (categorical and group levels, ``scale()`` / ``center()`` parameters, the
-centring means and the priors of the original data), rebuilds the (cheap) PyMC graph and, if
-the model was compiled for nutpie, swaps the data into the compiled sampler with nutpie's
-``CompiledModel.with_data`` -- the numba compilation, which dominates the time to the first
-draw, is done once per model structure. With ``sampler="pymc"`` PyTensor's compilation cache
-does the same job.
+:func:`fit_description` is the one entry point that fits a
+:class:`~softbayes.terms.description.ModelDescription` to data with a seed and sampler options
+and returns the fit (an ``xarray.DataTree``, see :mod:`softbayes.model`); it needs no
+:class:`softbayes.Model`, so a worker process can call it with a pickled description.
+
+:class:`Refitter` keeps one model structure compiled across many fits. Its data -- the
+centred design matrix, group-level columns and indices, labels and row weights -- are
+``pm.Data`` containers with a flexible number of rows
+(:func:`softbayes.backend.build.build_pymc_model`). :meth:`Refitter.set_data` evaluates new
+rows with the *stored* formula state (categorical and group levels, ``scale()`` /
+``center()`` parameters, the centring means and the priors of the original data), rebuilds
+the (cheap) PyMC graph and, if the model was compiled for nutpie, swaps the data into the
+compiled sampler with nutpie's ``CompiledModel.with_data`` -- the numba compilation, which
+dominates the time to the first draw, is done once per model structure. With
+``sampler="pymc"`` PyTensor's compilation cache does the same job.
 
 Restrictions: the new rows may not hold group levels or categorical levels unseen in the
 original data (the model's parameters are those of the original levels; levels absent from
 the new rows keep their prior through partial pooling). Stateful transforms are *not*
-re-estimated on the new rows: a ``Model`` built from scratch on them would centre and scale
+re-estimated on the new rows: a model built from scratch on them would centre and scale
 with their own statistics and set default priors from them, so its posterior differs
 slightly (a reparametrization of the intercept and, for data-dependent default priors, their
 scales).
@@ -21,102 +27,18 @@ scales).
 
 from __future__ import annotations
 
-import copy
+import os
 
 import numpy as np
-import pandas as pd
+import pymc as pm
 
-__all__ = ["refit", "set_data"]
+from softbayes.backend import calibration
+from softbayes.backend.approx import fit_approx
+from softbayes.backend.build import LABELS_DATA, build_pymc_model
+from softbayes.backend.result import complete_fit, fit_attrs
+from softbayes.backend.sample import compile_nutpie, new_seed, resolve_sampler, sample_nuts
 
-
-def _design_for(design, frame):
-    """A shallow copy of ``design`` evaluated on ``frame`` with the training state."""
-    new = copy.copy(design)
-    new.X = design.common_matrix(frame)
-    new.n = len(frame)
-    parts = design.group_parts(frame) if design.group_terms else []
-    for g, (_, _, levels) in zip(design.group_terms, parts, strict=True):
-        if levels:
-            raise ValueError(
-                f"set_data: group-level term {g.name!r} has {len(levels)} level(s) not in the "
-                f"model's data ({levels[:5]}); a refit keeps the model's parameters. Build a new "
-                "softbayes.Model for data with new groups."
-            )
-    new.group_parts_train = parts
-    return new
-
-
-def _used_columns(model):
-    cols = list(model.label_columns) + list(model.predictor_columns)
-    if model.weights_column is not None:
-        cols.append(model.weights_column)
-    return cols
-
-
-def set_data(model, data, *, weights=None):
-    """Replace the model's rows by ``data`` (same formula), keeping the compiled sampler.
-
-    Parameters
-    ----------
-    model : softbayes.Model
-    data : pandas.DataFrame
-        Label, predictor (and weights) columns of the model, any number of rows.
-    weights : array_like, optional
-        Row weights when the model's weights were given as an array (not a column).
-
-    Returns
-    -------
-    softbayes.Model
-        ``model``, changed in place.
-    """
-    from softbayes.model import WEIGHTS_COLUMN
-    from softbayes.terms.design import check_columns
-
-    if not isinstance(data, pd.DataFrame):
-        raise ValueError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
-    data = data.copy()
-    if model.weights_column == WEIGHTS_COLUMN and WEIGHTS_COLUMN not in data.columns:
-        if weights is None:
-            raise ValueError(
-                "set_data: the model's weights were given as an array; pass weights= for the "
-                "new rows."
-            )
-        data[WEIGHTS_COLUMN] = np.asarray(weights)
-    elif weights is not None:
-        raise ValueError("set_data: weights= applies to models whose weights were an array.")
-    cols = _used_columns(model)
-    check_columns(data, cols, what="model (new data)")
-    frame = data[cols].reset_index(drop=True)
-    if len(frame) == 0:
-        raise ValueError("set_data: data has no rows.")
-
-    main = _design_for(model._main.design, frame)
-    phi = _design_for(model._phi.design, frame) if model._phi is not None else None
-
-    saved = {k: getattr(model, k) for k in ("data", "n_obs", "labels", "labels_info",
-                                            "weights")}
-    model.data = frame
-    model.n_obs = len(frame)
-    try:
-        model._set_labels_from_frame(quiet=True)
-        if model.weights_column is not None:
-            from softbayes.data.validation import validate_weights
-
-            model.weights = validate_weights(
-                frame[model.weights_column].to_numpy(), model.n_obs,
-                name=f"weights column {model.weights_column!r}",
-            )
-    except Exception:
-        for k, v in saved.items():
-            setattr(model, k, v)
-        raise
-    model._main.design = main
-    if phi is not None:
-        model._phi.design = phi
-    compiled = model._compiled
-    model._pymc_model = model._build()
-    model._compiled = None if compiled is None else swap_compiled(compiled, model._pymc_model)
-    return model
+__all__ = ["Refitter", "fit_description", "swap_compiled"]
 
 
 def swap_compiled(compiled, pymc_model):
@@ -139,10 +61,105 @@ def swap_compiled(compiled, pymc_model):
         return None
 
 
-def refit(model, data=None, labels=None, *, weights=None, **fit_kwargs):
-    """:func:`set_data` and/or :meth:`Model.set_labels`, then :meth:`Model.fit`."""
-    if data is not None:
-        set_data(model, data, weights=weights)
-    if labels is not None:
-        model.set_labels(labels)
-    return model.fit(**fit_kwargs)
+class Refitter:
+    """One model structure, compiled once, fitted to other rows or labels.
+
+    Parameters
+    ----------
+    description : ModelDescription
+    data : pandas.DataFrame, optional
+        Rows to fit instead of the description's (:meth:`set_data`).
+    weights : array_like, optional
+        Row weights of ``data`` when the model's weights were an array.
+
+    Attributes
+    ----------
+    description : ModelDescription
+        The description of the current rows and labels.
+    """
+
+    def __init__(self, description, data=None, *, weights=None):
+        if data is not None:
+            description = description.with_data(data, weights=weights)
+        self.description = description
+        self._pymc_model = None
+        self._compiled = None
+
+    @property
+    def pymc_model(self) -> pm.Model:
+        """The PyMC model of the current rows (built on first use)."""
+        if self._pymc_model is None:
+            self._pymc_model = build_pymc_model(self.description)
+        return self._pymc_model
+
+    @property
+    def compiled(self):
+        """nutpie's compiled model, reused across fits (None before the first nutpie fit)."""
+        return self._compiled
+
+    def set_data(self, data, *, weights=None) -> Refitter:
+        """Replace the rows by ``data`` (same formula state), keeping the compiled sampler.
+
+        ``weights``: the row weights when the model's weights were an array. A failure
+        (unseen group levels, bad labels) leaves the refitter as it was.
+        """
+        description = self.description.with_data(data, weights=weights)
+        pymc_model = build_pymc_model(description)
+        compiled = self._compiled
+        self.description, self._pymc_model = description, pymc_model
+        self._compiled = None if compiled is None else swap_compiled(compiled, pymc_model)
+        return self
+
+    def set_labels(self, labels) -> Refitter:
+        """Replace the labels (same checks and preparation), keeping the compiled sampler."""
+        self.description = self.description.with_labels(labels)
+        labels = self.description.labels
+        if self._pymc_model is not None:
+            with self._pymc_model:
+                pm.set_data({LABELS_DATA: labels})
+        if self._compiled is not None:
+            self._compiled = self._compiled.with_data(**{LABELS_DATA: labels})
+        return self
+
+    def fit(self, draws=1000, tune=1000, chains=4, random_seed=None, sampler=None, *,
+            cores=None, progressbar=False, log_likelihood=True, calibrate=None,
+            method="nuts", **kwargs):
+        """Fit the current rows and labels; the arguments are those of
+        :meth:`softbayes.Model.fit`. Returns the fit (an ``xarray.DataTree``)."""
+        if method != "nuts":
+            return fit_approx(self.description, self.pymc_model, method, draws=draws,
+                              chains=chains, random_seed=random_seed,
+                              log_likelihood=log_likelihood, calibrate=calibrate,
+                              progressbar=progressbar, **kwargs)
+        description = self.description
+        plan = calibration.plan_fit(description, self.pymc_model, calibrate)
+        sampler = resolve_sampler(sampler)
+        random_seed = new_seed() if random_seed is None else int(random_seed)
+        model = self.pymc_model if plan.sampling_model is None else plan.sampling_model
+        compiled = None
+        if sampler == "nutpie" and plan.sampling_model is None:
+            if self._compiled is None:
+                self._compiled = compile_nutpie(model)
+            compiled = self._compiled  # a tempered model is compiled for its fit only
+        idata = sample_nuts(model, sampler=sampler, draws=draws, tune=tune, chains=chains,
+                            cores=cores or min(chains, os.cpu_count() or 1),
+                            random_seed=random_seed, progressbar=progressbar,
+                            compiled=compiled, **kwargs)
+        idata = plan.adjust(description, idata)  # calibrate="sandwich": adjusted draws
+        attrs = fit_attrs(description, sampler=sampler, random_seed=random_seed, draws=draws,
+                          tune=tune, chains=chains, method="nuts")
+        complete_fit(idata, description, self.pymc_model, attrs, log_likelihood=log_likelihood)
+        attrs.replace(**plan.finish(description, idata, self.pymc_model)).write(idata)
+        plan.warn(stacklevel=3)
+        return idata
+
+
+def fit_description(description, data=None, *, weights=None, random_seed=None, **options):
+    """Fit ``description`` (to the rows of ``data`` if given, with the stored formula state)
+    with a seed and sampler options; returns the fit (an ``xarray.DataTree``).
+
+    ``options`` are those of :meth:`softbayes.Model.fit` (``draws``, ``tune``, ``chains``,
+    ``sampler``, ``cores``, ``progressbar``, ``log_likelihood``, ``calibrate``, ``method``
+    and the sampler's or approximation's own keywords).
+    """
+    return Refitter(description, data, weights=weights).fit(random_seed=random_seed, **options)

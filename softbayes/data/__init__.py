@@ -1,1 +1,1 @@
-"""Data layer: soft-label validation, duplication into weighted rows, built-in data sets."""
+"""Data layer: soft-label validation, duplication into weighted rows, row aggregation, data sets."""

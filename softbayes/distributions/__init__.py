@@ -1,4 +1,4 @@
-"""PyMC distributions for soft labels."""
+"""PyMC distributions for soft labels, the weighted potentials and the fused GLM terms."""
 
 from softbayes.distributions.continuous_bernoulli import (
     ContinuousBernoulli,
@@ -6,12 +6,18 @@ from softbayes.distributions.continuous_bernoulli import (
     continuous_bernoulli_mean,
     continuous_bernoulli_variance,
 )
+from softbayes.distributions.glm import ContinuousBernoulliGLM, WeightedBernoulliGLM
+from softbayes.distributions.potentials import WeightedBernoulli, WeightedCategorical
 from softbayes.distributions.soft import SoftBernoulli, SoftCategorical
 
 __all__ = [
     "ContinuousBernoulli",
+    "ContinuousBernoulliGLM",
     "SoftBernoulli",
     "SoftCategorical",
+    "WeightedBernoulli",
+    "WeightedBernoulliGLM",
+    "WeightedCategorical",
     "continuous_bernoulli_entropy",
     "continuous_bernoulli_mean",
     "continuous_bernoulli_variance",

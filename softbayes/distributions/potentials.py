@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pymc as pm
 import pytensor.tensor as pt
 from pymc.model import modelcontext
 from pytensor.graph.basic import Variable
@@ -42,6 +43,9 @@ __all__ = [
     "WeightedCategorical",
     "WeightedTerm",
     "get_weighted_term",
+    "label_values",
+    "register_weighted_term",
+    "weight_values",
     "weighted_terms",
 ]
 
@@ -116,8 +120,24 @@ def weighted_terms(model=None) -> dict[str, WeightedTerm]:
     return out
 
 
-def _label_values(labels, name):
-    """Numeric label values and the object to put in the graph (pm.Data stays symbolic)."""
+def label_values(labels, name):
+    """Numeric values of a data input and the object to put in the graph.
+
+    Parameters
+    ----------
+    labels : array_like, pandas object or PyTensor variable
+        Labels (or weights). A shared variable or constant (``pm.Data``) stays symbolic, so
+        that its value can be swapped later.
+    name : str
+        Used in the error message.
+
+    Returns
+    -------
+    values : array_like
+        The current numeric values (to validate).
+    symbolic : TensorVariable or None
+        The variable to put in the graph, or None for plain arrays.
+    """
     if isinstance(labels, Variable):
         if hasattr(labels, "get_value"):
             return labels.get_value(), labels
@@ -143,7 +163,27 @@ def _obs_dim(name, dims, n_obs, model):
     return dims
 
 
-def _register(name, kind, rows, n_rows, obs_index, dims, model):
+def register_weighted_term(name, kind, rows, n_rows, obs_index, dims, model):
+    """Add ``pm.Potential(name, pt.sum(rows))`` to ``model`` and register it as a term.
+
+    Parameters
+    ----------
+    name : str
+        Name of the Potential (and of its pointwise ``log_likelihood`` variable).
+    kind : {"bernoulli", "categorical"}
+    rows : TensorVariable, shape (n_rows,)
+        The weighted per-row terms.
+    n_rows : int
+    obs_index, dims
+        As in :func:`WeightedBernoulli` (validated here).
+    model : pm.Model
+
+    Returns
+    -------
+    TensorVariable
+        The Potential, tagged with its :class:`WeightedTerm` (also kept in the model's
+        registry) so that :func:`softbayes.compute_log_likelihood` finds its rows.
+    """
     obs_index, n_obs = validate_obs_index(obs_index, n_rows)
     identity = n_obs == n_rows and bool(np.all(obs_index == np.arange(n_rows)))
     info = WeightedTerm(
@@ -154,8 +194,6 @@ def _register(name, kind, rows, n_rows, obs_index, dims, model):
         obs_index=None if identity else obs_index,
         obs_dim=_obs_dim(name, dims, n_obs, model),
     )
-    import pymc as pm
-
     pot = pm.Potential(name, pt.sum(rows), model=model)
     setattr(pot.tag, TAG, info)
     _registry(model)[name] = info
@@ -172,10 +210,16 @@ def _weighted(rows, w, *, guard_zero, symbolic=None):
     return wg * rows
 
 
-def _weight_values(weights, n_rows):
+def weight_values(weights, n_rows):
+    """Validated row weights and the object to put in the graph (see :func:`label_values`).
+
+    Returns ``(None, None)`` for ``weights=None`` (unit weights), else the float64 weights
+    (:func:`~softbayes.data.validation.validate_weights`) and the ``pm.Data`` variable they
+    came from, or None.
+    """
     if weights is None:
         return None, None
-    values, symbolic = _label_values(weights, "weights")
+    values, symbolic = label_values(weights, "weights")
     return validate_weights(values, n_rows, name="weights"), symbolic
 
 
@@ -228,7 +272,7 @@ def WeightedBernoulli(
     model = modelcontext(model)
     if (p is None) == (logit_p is None):
         raise ValueError(f"{name}: give exactly one of p and logit_p.")
-    values, symbolic = _label_values(labels, name)
+    values, symbolic = label_values(labels, name)
     lab = validate_soft_labels(values, name=name)
     if lab.ndim != 1:
         raise ValueError(
@@ -236,7 +280,7 @@ def WeightedBernoulli(
             f"{lab.shape}; for probability vectors use WeightedCategorical."
         )
     n_rows = lab.shape[0]
-    w, w_symbolic = _weight_values(weights, n_rows)
+    w, w_symbolic = weight_values(weights, n_rows)
     param = logit_p if p is None else p
     check_parameter_shape(lab.shape, param, param_name="logit_p" if p is None else "p", name=name)
     graph_labels = pt.as_tensor_variable(lab) if symbolic is None else symbolic
@@ -249,7 +293,7 @@ def WeightedBernoulli(
         # the labels' symbolic shape, so that pm.Data / nutpie data swaps may change n
         rows = pt.broadcast_to(rows, graph_labels.shape)
     rows = _weighted(rows, w, guard_zero=p is not None, symbolic=w_symbolic)
-    return _register(name, "bernoulli", rows, n_rows, obs_index, dims, model)
+    return register_weighted_term(name, "bernoulli", rows, n_rows, obs_index, dims, model)
 
 
 def WeightedCategorical(
@@ -277,7 +321,7 @@ def WeightedCategorical(
     model = modelcontext(model)
     if (p is None) == (logits is None):
         raise ValueError(f"{name}: give exactly one of p and logits.")
-    values, symbolic = _label_values(labels, name)
+    values, symbolic = label_values(labels, name)
     lab = validate_soft_labels(values, name=name)
     if lab.ndim != 2:
         raise ValueError(
@@ -285,7 +329,7 @@ def WeightedCategorical(
             f"{lab.shape}; for binary soft labels use WeightedBernoulli."
         )
     n_rows = lab.shape[0]
-    w, w_symbolic = _weight_values(weights, n_rows)
+    w, w_symbolic = weight_values(weights, n_rows)
     param = logits if p is None else p
     check_parameter_shape(lab.shape, param, param_name="logits" if p is None else "p", name=name)
     graph_labels = pt.as_tensor_variable(lab) if symbolic is None else symbolic
@@ -295,4 +339,4 @@ def WeightedCategorical(
     else:
         rows = soft_categorical_logp_p(graph_labels, pt.broadcast_to(param, graph_labels.shape))
     rows = _weighted(rows, w, guard_zero=p is not None, symbolic=w_symbolic)
-    return _register(name, "categorical", rows, n_rows, obs_index, dims, model)
+    return register_weighted_term(name, "categorical", rows, n_rows, obs_index, dims, model)

@@ -64,6 +64,7 @@ import pytensor.tensor as pt
 from softbayes.math.xp import ops
 
 __all__ = [
+    "SERIES_SWITCH",
     "cb_entropy",
     "cb_icdf",
     "cb_log_norm",
@@ -72,10 +73,11 @@ __all__ = [
     "cb_logp",
     "cb_mean",
     "cb_variance",
+    "log_sinhc_series",
 ]
 
-# |eta| below this uses the series; at or above it, the closed forms.
-_SWITCH = 1.0
+#: ``|eta|`` below this uses the Bernoulli series; at or above it, the closed forms.
+SERIES_SWITCH = 1.0
 _N_TERMS = 12
 # log1p(w)/w: series below this |w|.
 _W_SWITCH = 1e-3
@@ -93,9 +95,19 @@ def _bernoulli_numbers(n_max: int) -> list[Fraction]:
     return out
 
 
-_B = _bernoulli_numbers(2 * _N_TERMS)
-# g(eta) = sum_n C[n] eta^(2n), n = 1.._N_TERMS, C[n] = B_2n / (2n (2n)!)
-_C = [_B[2 * n] / (2 * n * math.factorial(2 * n)) for n in range(1, _N_TERMS + 1)]
+def log_sinhc_series(n_terms: int) -> list[Fraction]:
+    r"""Exact coefficients :math:`C_n = B_{2n} / (2n\,(2n)!)`, ``n = 1 .. n_terms``.
+
+    :math:`g(\eta) = \log(\sinh(\eta/2) / (\eta/2)) = \sum_n C_n \eta^{2n}`, the part of the
+    log-partition :math:`A(\eta) = \eta/2 + g(\eta)` that the series side evaluates (also in
+    the fused kernels of :mod:`softbayes.math.glm_kernels`).
+    """
+    bern = _bernoulli_numbers(2 * n_terms)
+    return [bern[2 * n] / (2 * n * math.factorial(2 * n)) for n in range(1, n_terms + 1)]
+
+
+# g(eta) = sum_n C[n] eta^(2n), n = 1.._N_TERMS
+_C = log_sinhc_series(_N_TERMS)
 _G = tuple(float(c) for c in _C)  # g / v, in powers of v = eta^2
 _G1 = tuple(float(2 * n * c) for n, c in enumerate(_C, 1))  # g' / eta
 _G2 = tuple(float(2 * n * (2 * n - 1) * c) for n, c in enumerate(_C, 1))  # g''
@@ -141,13 +153,13 @@ class _Split:
     """Masks and safe arguments for the three regimes of eta."""
 
     def __init__(self, xp, eta):
-        self.small = xp.abs(eta) < _SWITCH
+        self.small = xp.abs(eta) < SERIES_SWITCH
         self.inf = _isinf(xp, eta)
         # Series side: eta where small, else 0.
         self.eta_s = xp.where(self.small, eta, 0.0)
         self.v = self.eta_s * self.eta_s
-        # Closed-form side: eta where |eta| >= 2 and finite (NaN kept), else 2.
-        self.eta_b = xp.where(self.small | self.inf, _SWITCH, eta)
+        # Closed-form side: eta where |eta| >= SERIES_SWITCH and finite (NaN kept), else the switch.
+        self.eta_b = xp.where(self.small | self.inf, SERIES_SWITCH, eta)
         self.s_b = xp.abs(self.eta_b)
         self.pos = eta > 0
 

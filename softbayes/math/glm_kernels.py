@@ -43,25 +43,27 @@ computed once. An empty ``weights`` array means unit weights.
 Labels are not checked here (:mod:`softbayes.data.validation` does that): for the continuous
 Bernoulli they must lie in [0, 1]. ``X`` may be float32 (half the memory traffic); sums and
 the linear predictor are accumulated in float64.
+
+Every function compiled into the kernels is defined in this one file: numba's on-disk cache
+is checked against the source file of each cached function only.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from fractions import Fraction
 
-import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange
 from numba.core import types
 from numba.extending import intrinsic
 
+from softbayes.math.continuous_bernoulli import SERIES_SWITCH, log_sinhc_series
+from softbayes.math.kernel_threads import PARALLEL
+
 __all__ = [
     "BLOCK",
     "CONTINUOUS_BERNOULLI",
-    "PARALLEL",
     "PARALLEL_MIN_WORK",
     "WEIGHTED_BERNOULLI",
     "glm_logp_dlogp",
@@ -79,41 +81,6 @@ CONTINUOUS_BERNOULLI = 1
 #: floating-point additions, hence the result, is the same on every machine.
 BLOCK = 1024
 
-
-def _threadsafe_layer_available() -> bool:
-    # nutpie and PyMC call the compiled logp from one thread per chain at once. numba's
-    # workqueue layer aborts on concurrent parallel launches; OpenMP and TBB do not.
-    layer = str(numba.config.THREADING_LAYER).lower()
-    if layer == "workqueue":
-        return False
-    for mod in ("numba.np.ufunc.omppool", "numba.np.ufunc.tbbpool"):
-        try:
-            __import__(mod)
-            return True
-        except Exception:  # missing library (libgomp / libtbb)
-            continue
-    return False
-
-
-#: Whether the kernels run blocks in parallel (needs numba's OpenMP or TBB threading layer;
-#: the environment variable ``SOFTBAYES_KERNEL_PARALLEL=0`` turns it off).
-PARALLEL = os.environ.get("SOFTBAYES_KERNEL_PARALLEL", "1") != "0" and (
-    _threadsafe_layer_available()
-)
-
-
-def _ensure_threading_layer():
-    # Compiled code that contains these kernels may be loaded from an on-disk cache (numba's,
-    # or PyTensor's for a whole graph) without numba having loaded its threading layer; the
-    # parallel code would then call through null pointers. Loading it here is cheap (no
-    # threads start until a parallel region runs).
-    if PARALLEL:
-        from numba.np.ufunc.parallel import _launch_threads
-
-        _launch_threads()
-
-
-_ensure_threading_layer()
 
 # The elementwise math keeps IEEE semantics except for fused multiply-add (the range
 # reductions below rely on the exact order of operations). ``error_model="numpy"`` removes
@@ -242,8 +209,8 @@ def _atanh_series(z):
 def _atanh_series_short(z):
     # The same series for |z| <= 3 - 2 sqrt(2) ~ 0.1716 (vlog's reduced range): 12 terms,
     # truncation below 1e-19 relative. Written out like _atanh_series and vexp_neg's
-    # polynomial: the same Horner as a loop over a coefficient tuple made the weighted-
-    # Bernoulli row loop 2.5x slower (it was no longer vectorized).
+    # polynomial: the same Horner as a loop over a coefficient tuple makes the weighted-
+    # Bernoulli row loop 2.5x slower (LLVM does not vectorize it).
     v = z * z
     p = _A11
     p = p * v + _A10
@@ -297,22 +264,14 @@ def _wb_terms(eta, lab):
 
 
 # The continuous Bernoulli log-partition A(eta) = eta / 2 + g(eta), g(eta) = log(sinh(eta/2) /
-# (eta/2)) = sum_n C_n eta^(2n), C_n = B_2n / (2n (2n)!) (as softbayes.math.continuous_bernoulli,
-# whose internals are not imported so that numba's cache of this file stays valid). The series
-# is used for |eta| < _SWITCH (12 terms: truncation below 1e-19 there), closed forms beyond.
-_SWITCH = 1.0
+# (eta/2)) = sum_n C_n eta^(2n) (softbayes.math.continuous_bernoulli). The series is used for
+# |eta| < SERIES_SWITCH (12 terms: truncation below 1e-19 there), closed forms beyond. The
+# coefficients are exact constants of the series, compiled into the kernels as numbers.
 _N_SERIES = 12
 
 
 def _series_coefficients(n_terms):
-    a = [Fraction(0)] * (2 * n_terms + 1)
-    bern = []
-    for m in range(2 * n_terms + 1):  # Akiyama-Tanigawa
-        a[m] = Fraction(1, m + 1)
-        for j in range(m, 0, -1):
-            a[j - 1] = j * (a[j - 1] - a[j])
-        bern.append(a[0])
-    c = [bern[2 * n] / (2 * n * math.factorial(2 * n)) for n in range(1, n_terms + 1)]
+    c = log_sinhc_series(n_terms)
     g = [float(x) for x in c]  # g / v in powers of v = eta^2
     g1 = [float(2 * n * x) for n, x in enumerate(c, 1)]  # g' / eta
     return tuple(g[::-1]), tuple(g1[::-1])  # highest power first
@@ -340,12 +299,12 @@ def _cb_series(eta):
 def _cb_terms(eta, lab):
     # l eta - A(eta) and l - A'(eta); both regimes computed on safe arguments, then picked.
     a = abs(eta)
-    small = a < _SWITCH
+    small = a < SERIES_SWITCH
     eta_s = eta if small else 0.0
     g, g1 = _cb_series(eta_s)
     v_small = eta_s * (lab - 0.5) - g
     d_small = lab - (0.5 + g1)
-    a_b = _SWITCH if small else a
+    a_b = SERIES_SWITCH if small else a
     pos = eta > 0.0
     eta_b = a_b if pos else -a_b
     e = vexp_neg(a_b)

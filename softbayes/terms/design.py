@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import formulae
@@ -104,12 +104,14 @@ def rhs_variables(rhs) -> set[str]:
 
 @dataclass
 class CommonTerm:
-    """A population-level term: its name, design columns and columns' labels."""
+    """A population-level term: its name, design columns and columns' labels, the data
+    columns it is categorical in, and all the names it reads (``var_names``)."""
 
     name: str
     labels: list
     columns: slice
     categorical_vars: set
+    var_names: set = field(default_factory=set)
 
 
 @dataclass
@@ -288,7 +290,8 @@ class LinearDesign:
                         cat |= set(getattr(comp, "var_names", set()))
                         if getattr(comp, "levels", None) is not None and hasattr(comp, "name"):
                             self.levels.setdefault(comp.name, list(comp.levels))
-                self.common_terms.append(CommonTerm(name, list(term.labels), sl, cat))
+                self.common_terms.append(
+                    CommonTerm(name, list(term.labels), sl, cat, set(term.var_names)))
         else:
             self.X = np.zeros((n, 0))
         self.means = self.X.mean(axis=0) if n else np.zeros(self.X.shape[1])

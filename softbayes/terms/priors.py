@@ -54,8 +54,8 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-__all__ = ["DEFAULT_SCALE", "PRIOR_DISTRIBUTIONS", "Prior", "PriorError", "parse_prior",
-           "validate_prior"]
+__all__ = ["DEFAULT_SCALE", "PRIOR_DISTRIBUTIONS", "Prior", "PriorError", "broadcast_param",
+           "parse_prior", "validate_prior"]
 
 #: Prior scale of one unit of a standardized predictor on the logit scale.
 DEFAULT_SCALE = 2.5
@@ -230,7 +230,7 @@ class Prior:
 
     def build(self, name, *, shape, dims=None):
         """Create the PyMC variable (inside a model context) with parameters broadcast."""
-        kwargs = {k: _broadcast_param(v, shape, name, k) for k, v in self.kwargs.items()}
+        kwargs = {k: broadcast_param(v, shape, name, k) for k, v in self.kwargs.items()}
         cls = getattr(pm, self.dist)
         if dims:
             return cls(name, **kwargs, dims=dims)
@@ -238,7 +238,7 @@ class Prior:
 
     def check(self, name, shape):
         """Raise a ValueError now (not at fit time) if the parameters do not fit."""
-        kwargs = {k: _broadcast_param(v, shape, name, k) for k, v in self.kwargs.items()}
+        kwargs = {k: broadcast_param(v, shape, name, k) for k, v in self.kwargs.items()}
         try:
             getattr(pm, self.dist).dist(**kwargs, shape=shape)
         except Exception as err:
@@ -248,8 +248,10 @@ class Prior:
             ) from err
 
 
-def _broadcast_param(value, shape, name, key):
-    """Per-column parameters (first axis) are broadcast over the trailing (class) axis."""
+def broadcast_param(value, shape, name, key):
+    """A prior's parameter ``key`` for a parameter ``name`` of ``shape``: a float for a
+    scalar, else an array whose per-column values (first axis) broadcast over the trailing
+    (class) axis; a ValueError if it does not fit."""
     arr = np.asarray(value, dtype=float)
     if arr.ndim == 0 or not shape:
         if arr.ndim > 0 and arr.size != 1:

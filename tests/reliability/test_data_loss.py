@@ -19,13 +19,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from softbayes._version import __version__
+from softbayes import __version__
 from softbayes.app.cli import app
-from softbayes.app.runner import (
+from softbayes.app.files import (
     REPORT_MARKER,
     ReportTargetError,
-    _clean_stale,
     check_report_target,
+    clean_stale,
     is_report_folder,
     write_marker,
 )
@@ -271,7 +271,7 @@ def test_stale_temporary_folders_are_matched_exactly(reliability, tmp_path):
         (d / "index.html").write_bytes(b"x")
     for d in (mine_stale, other_run, longer):
         write_marker(d)
-    _clean_stale(tmp_path, "s*")
+    clean_stale(tmp_path, "s*")
     assert not mine_stale.exists()
     kept = [other_run, users, longer]
     assert all((d / "index.html").read_bytes() == b"x" for d in kept)

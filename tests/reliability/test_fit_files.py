@@ -5,7 +5,7 @@ attacker or a broken tool would) and read back with ``sb.load_fit`` and ``softba
 compare``: a ``FitFileError`` (a ValueError) / exit status 2 naming the file and the attr,
 never a bare Python error, and no unpickling, command or removal on the way (audit guard).
 Unknown ``softbayes_*`` attrs warn and are dropped. A fit written before these checks existed
-(tests/data/legacy_fit_*.nc, committed) still loads and predicts the same numbers as a
+(tests/fixtures/legacy_fit_*.nc, committed) still loads and predicts the same numbers as a
 recomputation from its stored posterior in NumPy.
 
 Counts go to the ``reliability`` fixture, section ``hostile_fit_attrs``.
@@ -30,7 +30,7 @@ import softbayes as sb
 from softbayes.app.cli import app
 from softbayes.io.fits import FIT_ATTRS, FitFileError, save_fit, validate_fit
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[1] / "fixtures"
 NO_PICKLE = ("pickle.find_class",)
 
 

@@ -407,7 +407,7 @@ def test_hostile_formula_refused_everywhere(reliability, audit_guard, base, work
         # Python (no extra_namespace: nothing of the caller's is reachable)
         for untrusted in (True, False):
             with pytest.raises(ValueError):
-                sb.Model(full(formula), data, _untrusted=untrusted)
+                sb.Model(full(formula), data, untrusted=untrusted)
         count("Model")
 
         # softbayes check SPEC: formula and phi_formula
@@ -580,7 +580,7 @@ def test_generated_hostile_formulas(reliability, audit_guard, base, workdir, str
             with pytest.raises(FormulaError):
                 check_formula(formula)
             with pytest.raises(ValueError):
-                sb.Model(full(formula), data, _untrusted=True)
+                sb.Model(full(formula), data, untrusted=True)
             bad = fit.copy()
             bad.attrs = {**fit.attrs, "softbayes_formula": full(formula)}
             with pytest.raises(FitFileError, match="softbayes_formula"):
@@ -703,11 +703,11 @@ def test_python_users_still_pass_their_own_functions(base, tmp_path):
 
     helpers = type("Helpers", (), {"cube": staticmethod(cube)})()
     m = sb.Model("share ~ cube(x)", data, extra_namespace={"cube": cube})
-    np.testing.assert_allclose(m._main.design.X[:, 1], data["x"] ** 3)
+    np.testing.assert_allclose(m.description.main.design.X[:, 1], data["x"] ** 3)
     # attributes of what the caller passes: fine for a formula typed in Python
     m2 = sb.Model("share ~ helpers.cube(x) + np.sinc(z)", data,
                   extra_namespace={"helpers": helpers, "np": np})
-    np.testing.assert_allclose(m2._main.design.X[:, 1], data["x"] ** 3)
+    np.testing.assert_allclose(m2.description.main.design.X[:, 1], data["x"] ** 3)
     # ... but not without passing the module: np is the frozen allow-list
     with pytest.raises(FormulaError, match=r"np\.sinc"):
         sb.Model("share ~ np.sinc(z)", data)

@@ -35,6 +35,7 @@ from typer.testing import CliRunner
 
 import softbayes as sb
 import softbayes.app.report as report_mod
+import softbayes.app.report.render as render_mod
 import softbayes.terms.design as design_mod
 from softbayes.app.cli import app
 from softbayes.app.spec import SEPARATORS, SpecError, check_spec, load_spec, read_table
@@ -486,9 +487,9 @@ def test_report_tables_escape_formula_text(reliability, tmp_path, monkeypatch):
         def all_tables(self):
             return [table]
 
-    monkeypatch.setattr(report_mod, "render_markdown", lambda r: "")
-    monkeypatch.setattr(report_mod, "render_html", lambda r: "")
-    report_mod.write_report(FakeReport(), tmp_path)
+    monkeypatch.setattr(render_mod, "render_markdown", lambda r: "")
+    monkeypatch.setattr(render_mod, "render_html", lambda r: "")
+    render_mod.write_report(FakeReport(), tmp_path)
     with open(tmp_path / "tables" / "hostile.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     header, body = rows[0], rows[1:]

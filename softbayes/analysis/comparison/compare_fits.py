@@ -1,0 +1,366 @@
+"""The :func:`compare` entry point: guards, out-of-sample estimates, ELPD tables and scores."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from softbayes.analysis.comparison.cross_validation import (
+    description_of,
+    kfold,
+    kfold_folds,
+    psis_loo,
+    psis_means,
+)
+from softbayes.analysis.comparison.groups import (
+    CROSS_GROUP,
+    FitRecord,
+    check_same_observations,
+    fit_record,
+    soft_labels,
+)
+from softbayes.analysis.comparison.result import Comparison
+from softbayes.analysis.diagnostics import FitDiagnostics, diagnose_fit
+from softbayes.analysis.predict import predict
+from softbayes.analysis.scores import SCORES, calibration_error, score_table
+from softbayes.io.fits import TRAINING_GROUP
+
+__all__ = ["compare"]
+
+METHODS = ("stacking", "bb-pseudo-bma", "pseudo-bma")
+
+
+def _check_options(fits, scores, loo, kfold_fallback, elpd, method) -> tuple[str, ...]:
+    """Raise a ``ValueError`` on an unknown option; return the scores as a tuple."""
+    if not isinstance(fits, Mapping) or not fits:
+        raise ValueError("fits must be a non-empty mapping of names to softbayes fits.")
+    scores = tuple(scores)
+    unknown = [s for s in scores if s not in SCORES]
+    if unknown or not scores:
+        raise ValueError(f"scores must be a non-empty subset of {list(SCORES)}, got {scores}.")
+    if loo not in ("psis", "kfold"):
+        raise ValueError(f"loo must be 'psis' or 'kfold', got {loo!r}.")
+    if kfold_fallback not in ("all", "fit", None):
+        raise ValueError(f"kfold_fallback must be 'all', 'fit' or None, got {kfold_fallback!r}.")
+    if elpd not in ("by_group", "all"):
+        raise ValueError(f"elpd must be 'by_group' or 'all', got {elpd!r}.")
+    if str(method).lower() not in METHODS:
+        raise ValueError(
+            f"method must be 'stacking', 'BB-pseudo-BMA' or 'pseudo-BMA', got {method!r}."
+        )
+    return scores
+
+
+def _first_psis(records: dict[str, FitRecord]):
+    """PSIS-LOO of every fit; a fit whose PSIS fails is left out with the reason.
+
+    ArviZ raises e.g. "All tail values are the same" when stuck chains give constant
+    log-likelihood draws; leaving such a fit out (with its diagnostics) lets the others
+    still be compared. Returns the ELPD objects, the failures and their warnings.
+    """
+    first_loo: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    for r in records.values():
+        try:
+            first_loo[r.name] = psis_loo(r)
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
+            failed[r.name] = f"{type(err).__name__}: {err}"
+    failed_warns: list[str] = []
+    for name, why in failed.items():
+        failed_warns.append(
+            f"{name}: left out of the comparison: PSIS-LOO failed ({why}). Its log-likelihood "
+            "draws are degenerate, typically because the chains are stuck; see its "
+            "diagnostics, and refit it (more tuning, a higher target_accept)."
+        )
+        failed_warns.extend(diagnose_fit(records[name].fit, name=name).warnings)
+    if failed and len(failed) == len(records):
+        raise ValueError("No fit could be compared: " + " | ".join(failed_warns))
+    return first_loo, failed, failed_warns
+
+
+def _elpd_groups(records: dict[str, FitRecord]) -> dict[str, list[str]]:
+    """ELPD group -> the names of its fits, in the order given."""
+    groups: dict[str, list[str]] = {}
+    for r in records.values():
+        groups.setdefault(r.group, []).append(r.name)
+    return groups
+
+
+def _refuse_cross_group(groups: dict[str, list[str]]):
+    listing = "; ".join(f"{g}: {', '.join(repr(n) for n in names)}" for g, names in groups.items())
+    raise ValueError(
+        "Refusing to rank these fits by ELPD: their observation models are of different "
+        f"kinds ({listing}). The ELPD of a density of the label (Continuous Bernoulli, "
+        "Beta), of the weighted-Bernoulli cross-entropy (not a density of the label) and "
+        "of a Bernoulli probability of thresholded labels are different kinds of numbers; "
+        "since log C(lambda) >= log 2 the Continuous Bernoulli would 'win' by at least "
+        "0.69 nats per observation whatever the fit. Use elpd='by_group' and the "
+        "common-scale scores (Comparison.scores), or pass allow_cross_group_elpd=True to "
+        "build the invalid table anyway (it will be flagged)."
+    )
+
+
+def _kfold_plan(records, fit_diag, *, loo, kfold_fallback, k, warns) -> list[str]:
+    """The fits to re-estimate with K-fold (those that can be refit), with warnings."""
+    unreliable = [
+        name for name, d in fit_diag.items() if (d.n_k_bad or 0) + (d.n_k_very_bad or 0) > 0
+    ]
+    use_kfold: list[str] = []
+    if loo == "kfold" or (unreliable and kfold_fallback == "all"):
+        use_kfold = list(records)
+    elif unreliable and kfold_fallback == "fit":
+        use_kfold = unreliable
+    refittable = []
+    for name in use_kfold:
+        rec = records[name]
+        if TRAINING_GROUP in rec.fit.children and rec.attrs.formula is not None:
+            refittable.append(name)
+        else:
+            warns.append(
+                f"{name}: cannot be refit (no training_data group / formula in the fit); "
+                "PSIS-LOO kept although K-fold was wanted."
+            )
+    if unreliable and loo == "psis":
+        if kfold_fallback is None:
+            warns.append(
+                f"PSIS-LOO is unreliable for {unreliable} (Pareto k above "
+                f"{fit_diag[unreliable[0]].pareto_k_threshold:.2f}); their ELPD and scores "
+                "may be biased. Use loo='kfold'."
+            )
+        elif refittable:
+            scope = "all fits" if kfold_fallback == "all" else f"{refittable}"
+            warns.append(
+                f"PSIS-LOO is unreliable for {unreliable} (high Pareto k): {scope} re-estimated "
+                f"with exact {k}-fold cross-validation (same folds)."
+            )
+    return refittable
+
+
+def _out_of_sample(records, elpd_data, use_kfold, *, k, seed, refit_kwargs, progress, warns):
+    """Out-of-sample ELPDs (replaced in ``elpd_data`` for K-fold fits) and predictive means.
+
+    Returns the method per fit, the means per fit and the folds (None without K-fold).
+    """
+    cv = {name: "psis-loo" for name in records}
+    loo_means: dict[str, np.ndarray] = {}
+    recs = list(records.values())
+    folds = kfold_folds(recs[0].n_obs, k, seed) if use_kfold else None
+    for r in recs:
+        if r.name in use_kfold:
+            elpd_data[r.name], loo_means[r.name] = kfold(
+                r, folds, seed=seed, refit_kwargs=refit_kwargs, progress=progress
+            )
+            cv[r.name] = f"kfold(k={k})"
+        else:
+            draws = predict(r.fit, kind="mean", model=description_of(r))
+            loo_means[r.name] = psis_means(r, elpd_data[r.name], draws)
+    if len(set(cv.values())) > 1:
+        warns.append(
+            "Out-of-sample estimates mix PSIS-LOO and K-fold "
+            f"({', '.join(f'{n}: {c}' for n, c in cv.items())}); K-fold trains on less data "
+            "and is slightly pessimistic, so differences between the two kinds are biased."
+        )
+    return cv, loo_means, folds
+
+
+def _elpd_tables(records, groups, elpd_data, *, method, elpd, warns, notes):
+    """``arviz.compare`` per ELPD group, and the flagged cross-group table on request.
+
+    Returns the tables and whether a cross-group table was built.
+    """
+    import arviz_stats as azs
+
+    def az_compare(names):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return azs.compare({n: elpd_data[n] for n in names}, method=method, round_to="none")
+
+    tables = {g: az_compare(names) for g, names in groups.items()}
+    if elpd == "all" and len(groups) > 1:
+        table = az_compare(list(records))
+        table["group"] = [records[n].group for n in table.index]
+        table.attrs["cross_group"] = True
+        table.attrs["warning"] = "NOT COMPARABLE: ELPDs of different observation models."
+        tables[CROSS_GROUP] = table
+        warns.append(
+            "Cross-group ELPD ranking built with allow_cross_group_elpd=True: it ranks "
+            f"different kinds of numbers ({', '.join(groups)}) and is not a valid model "
+            "comparison; use the common-scale scores."
+        )
+        return tables, True
+    if elpd == "all":
+        notes.append("elpd='all': all fits are in one ELPD group; its table ranks them all.")
+    return tables, False
+
+
+def _score_tables(records, scores, loo_means, labels, cv, n_bins):
+    """The common-scale scores: pointwise per score, ranking per score, and the summary
+    table (one row per fit, best first by the first score)."""
+    pointwise = {}
+    score_tables = {}
+    for key in scores:
+        fn, higher = SCORES[key]
+        pw = {name: fn(loo_means[name], labels) for name in records}
+        pointwise[key] = pd.DataFrame(pw)
+        score_tables[key] = score_table(pw, higher_is_better=higher)
+    table = pd.DataFrame(index=score_tables[scores[0]].index)
+    table["family"] = [records[n].family for n in table.index]
+    table["group"] = [records[n].group for n in table.index]
+    table["cv"] = [cv[n] for n in table.index]
+    for key in scores:
+        st = score_tables[key].reindex(table.index)
+        table[key] = st["score"]
+        table[f"{key}_se"] = st["se"]
+        table[f"{key}_diff"] = st["diff"]
+        table[f"{key}_dse"] = st["dse"]
+        table[f"{key}_rank"] = st["rank"]
+    table["ece"] = [calibration_error(loo_means[n], labels, n_bins=n_bins) for n in table.index]
+    return pointwise, score_tables, table
+
+
+def _diagnostics_table(fit_diag: dict[str, FitDiagnostics]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{c: v for c, v in d.as_dict().items() if c != "name"} for d in fit_diag.values()],
+        index=pd.Index(list(fit_diag), name="fit"),
+    )
+
+
+def compare(
+    fits: Mapping[str, Any],
+    *,
+    method: str = "stacking",
+    scores: Sequence[str] = ("log", "brier"),
+    loo: str = "psis",
+    k: int = 10,
+    kfold_fallback: str | None = "all",
+    elpd: str = "by_group",
+    allow_cross_group_elpd: bool = False,
+    n_bins: int = 10,
+    seed: int = 0,
+    refit_kwargs: Mapping[str, Any] | None = None,
+    progress=None,
+    warn: bool = True,
+) -> Comparison:
+    r"""Compare softbayes fits of the same soft labels, refusing invalid ELPD rankings.
+
+    Parameters
+    ----------
+    fits : mapping of str to xarray.DataTree
+        Fit name -> fit from :meth:`softbayes.Model.fit` (or :func:`softbayes.load_fit`).
+    method : {"stacking", "BB-pseudo-BMA", "pseudo-BMA"}
+        Weights of ``arviz.compare`` within each ELPD group.
+    scores : sequence of {"log", "brier"}
+        Common-scale scores to compute; the first orders :attr:`Comparison.scores`.
+    loo : {"psis", "kfold"}
+        ``"psis"``: PSIS-LOO from each fit's own pointwise log-likelihood (no refits),
+        with the K-fold fallback below. ``"kfold"``: exact K-fold refits for every fit.
+    k : int
+        Number of folds for K-fold (the same random folds for every fit).
+    kfold_fallback : {"all", "fit", None}
+        What to do when PSIS is unreliable for a fit (a Pareto :math:`\hat k` above
+        ``min(1 - 1/log10(S), 0.7)``): ``"all"`` (default) re-estimates *every* fit with
+        K-fold on the same folds, so that no ranking mixes PSIS-LOO with K-fold estimates
+        (rstanarm's ``loo_compare`` refuses such a mix); ``"fit"`` refits only the
+        unreliable fits (flagged as mixed); ``None`` keeps PSIS and warns.
+    elpd : {"by_group", "all"}
+        ``"by_group"``: one ELPD table per group of comparable observation models.
+        ``"all"``: also rank all fits together, which is refused with an explanation when
+        the fits span several groups, unless ``allow_cross_group_elpd=True``.
+    allow_cross_group_elpd : bool
+        Build the cross-group ELPD table anyway (key ``"all (cross-group)"``); it is flagged
+        in the text, the figure title, a ``group`` column and :attr:`Comparison.warnings`.
+    n_bins : int
+        Bins of the calibration error and the reliability diagram.
+    seed : int
+        Seed of the K-fold split and refits.
+    refit_kwargs : mapping, optional
+        Passed to :meth:`softbayes.Model.fit` for K-fold refits (default: the draws, tune,
+        chains and sampler recorded in each fit). Each refit is the fit's model on the
+        training folds: same formula, family and options, and the *priors recorded in the
+        fit* held fixed (data-scaled default priors are not recomputed on the fold); the
+        design (centring, stateful transforms) is evaluated on the training folds, as any
+        refit does. Held-out rows of a group level absent from their training folds are
+        predicted as a new group (effects drawn from the fitted group distribution).
+    progress : callable, optional
+        ``progress(fit_name, fold, k)`` after each K-fold refit.
+    warn : bool, default True
+        Also emit the collected warnings (:attr:`Comparison.warnings`) as one Python
+        ``UserWarning``.
+
+    Returns
+    -------
+    Comparison
+
+    Raises
+    ------
+    ValueError
+        Fits of different labels or observations (the message names them), a cross-group
+        ELPD ranking without the override, unknown scores or options, or PSIS-LOO failing
+        for every fit. (A fit whose PSIS-LOO fails is otherwise left out, see
+        :attr:`Comparison.failed`.)
+    """
+    scores = _check_options(fits, scores, loo, kfold_fallback, elpd, method)
+    records = {str(name): fit_record(str(name), fit) for name, fit in fits.items()}
+    check_same_observations(list(records.values()))
+    first_loo, failed, warns = _first_psis(records)
+    records = {n: r for n, r in records.items() if n not in failed}
+
+    groups = _elpd_groups(records)
+    if elpd == "all" and len(groups) > 1 and not allow_cross_group_elpd:
+        _refuse_cross_group(groups)
+    labels = soft_labels(next(iter(records.values())))
+    for r in records.values():
+        r.labels = labels
+    notes: list[str] = [note for r in records.values() for note in r.notes]
+
+    elpd_data = {name: first_loo[name] for name in records}
+    fit_diag = {
+        r.name: diagnose_fit(r.fit, name=r.name, elpd_data=elpd_data[r.name])
+        for r in records.values()
+    }
+    use_kfold = _kfold_plan(
+        records, fit_diag, loo=loo, kfold_fallback=kfold_fallback, k=k, warns=warns
+    )
+    cv, loo_means, folds = _out_of_sample(
+        records, elpd_data, use_kfold, k=k, seed=seed, refit_kwargs=refit_kwargs,
+        progress=progress, warns=warns,
+    )
+    elpd_tables, cross = _elpd_tables(
+        records, groups, elpd_data, method=method, elpd=elpd, warns=warns, notes=notes
+    )
+    pointwise, score_tables, table = _score_tables(records, scores, loo_means, labels, cv, n_bins)
+    for d in fit_diag.values():
+        warns.extend(d.warnings)
+    if warn and warns:
+        warnings.warn(
+            "softbayes.compare: " + " | ".join(warns) + " (see Comparison.warnings)",
+            UserWarning,
+            stacklevel=2,
+        )
+    return Comparison(
+        names=list(records),
+        families={n: r.family for n, r in records.items()},
+        groups=groups,
+        elpd_tables=elpd_tables,
+        scores=table,
+        score_tables=score_tables,
+        diagnostics=_diagnostics_table(fit_diag),
+        warnings=warns,
+        cv=cv,
+        loo_means=loo_means,
+        pointwise=pointwise,
+        labels=labels,
+        elpd_data=elpd_data,
+        fit_diagnostics=fit_diag,
+        cross_group_elpd=cross,
+        folds=folds,
+        method=method,
+        n_bins=n_bins,
+        notes=notes,
+        failed=failed,
+        records=records,
+    )

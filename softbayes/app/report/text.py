@@ -1,0 +1,91 @@
+"""The report's sentences: the conclusion drawn from the scores and ELPDs, and the caveats."""
+
+from __future__ import annotations
+
+from softbayes.analysis.comparison import CROSS_GROUP, GROUP_DESCRIPTIONS
+from softbayes.terms.families import family_class, family_names
+
+__all__ = ["caveats", "conclusion", "group_description"]
+
+_SCORE_LABELS = {"log": "log score (cross-entropy)", "brier": "Brier score"}
+
+
+def group_description(group: str) -> str:
+    """What the log-likelihoods of an ELPD group are, or the group's name for a group no
+    family declares (e.g. a Bernoulli threshold group)."""
+    return GROUP_DESCRIPTIONS.get(group, group)
+
+
+def _score_sentence(key: str, table) -> str:
+    """The preferred model on one common-scale score, and who is tied with it or worse."""
+    best = table.index[0]
+    label = _SCORE_LABELS.get(key, key)
+    if len(table) < 2:
+        return f"Common scale, {label}: only one model ({best})."
+    tied, worse = [], []
+    for other in table.index[1:]:
+        d = abs(float(table.loc[other, "diff"]))
+        dse = float(table.loc[other, "dse"])
+        item = f"{other} ({d:.2f} behind, SE {dse:.2f})"
+        (worse if d > 2 * dse else tied).append(item)
+    sentence = f"Common scale, {label}: preferred model {best}"
+    if tied:
+        sentence += "; within two standard errors of it, so not clearly worse: " + ", ".join(tied)
+    if worse:
+        sentence += "; clearly worse: " + ", ".join(worse)
+    return sentence + "."
+
+
+def _elpd_sentence(group: str, table) -> str:
+    """The preferred model of one ELPD group over the runner-up."""
+    desc = group_description(group)
+    if len(table) < 2:
+        return (f"ELPD, group {group} ({desc}): one model ({table.index[0]}); "
+                "nothing to compare it with on this scale.")
+    best, second = table.index[0], table.index[1]
+    d = abs(float(table.loc[second, "elpd_diff"]))
+    dse = float(table.loc[second, "dse"])
+    return (f"ELPD, group {group} ({desc}): {best} is preferred over {second} by "
+            f"{d:.2f} (SE {dse:.2f})"
+            + ("." if d > 2 * dse else "; within two standard errors, not clearly better."))
+
+
+def conclusion(cmp, elpd_tables) -> list[str]:
+    """What the comparison ``cmp`` finds: per score, calibration, per ELPD group."""
+    out = [_score_sentence(k, cmp.score_tables[k]) for k in cmp.score_tables]
+    s = cmp.scores
+    if "ece" in s and len(s) > 1:
+        best_ece = s["ece"].astype(float).idxmin()
+        out.append(f"Calibration: {best_ece} has the smallest calibration error "
+                   f"(ECE {float(s.loc[best_ece, 'ece']):.3f}).")
+    out += [_elpd_sentence(group, table) for group, table in elpd_tables.items()
+            if group != CROSS_GROUP]
+    return out
+
+
+def caveats(cmp, elpd_tables) -> list[str]:
+    """What a reader must keep in mind: incomparable groups, each family's own caveat
+    (its ``comparison_note``), diagnostics warnings, K-fold estimates."""
+    out = []
+    groups = [g for g in elpd_tables if g != CROSS_GROUP]
+    if len(groups) > 1:
+        out.append(
+            "ELPDs of different groups are not comparable: a density of the label (Continuous "
+            "Bernoulli, Beta), the weighted-Bernoulli cross-entropy and a Bernoulli probability "
+            "of thresholded labels are different kinds of numbers (log C(lambda) >= log 2 alone "
+            "would make the Continuous Bernoulli 'win' by 0.69 nats per observation). Choose "
+            "across groups with the common-scale scores."
+        )
+    present = set(cmp.families.values())
+    out += [family_class(name).comparison_note for name in family_names()
+            if name in present and family_class(name).comparison_note]
+    bad = [str(n) for n, row in cmp.diagnostics.iterrows() if int(row.get("n_warnings", 0))]
+    if bad:
+        out.append(
+            f"Diagnostics raised warnings for {', '.join(bad)} (see Diagnostics): check them "
+            "before relying on these models' numbers; more draws or chains usually help."
+        )
+    if cmp.cv and any(v != "psis-loo" for v in cmp.cv.values()):
+        out.append("Some out-of-sample estimates come from exact K-fold refits "
+                   "(PSIS-LOO was unreliable); see the cv column.")
+    return out

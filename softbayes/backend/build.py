@@ -1,0 +1,117 @@
+"""The PyMC model of a model description: priors, linear predictors, likelihood term.
+
+:func:`build_pymc_model` turns a :class:`~softbayes.terms.description.ModelDescription` into a
+``pm.Model`` whose row-indexed inputs (centred design, group-level columns and indices,
+labels, row weights) are ``pm.Data`` containers with a flexible number of rows, so that a
+compiled model can take other rows or labels without recompiling
+(:class:`softbayes.backend.refit.Refitter`) and ADVI can swap in minibatch views
+(:mod:`softbayes.backend.approx`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from softbayes.io.fits import LOGLIK_VAR, OBS_DIM
+from softbayes.terms.predictor import CLASS_DIM, CLASS_REDUCED_DIM
+
+__all__ = [
+    "LABELS_DATA",
+    "TEMPERING_TERM",
+    "WEIGHTS_DATA",
+    "build_pymc_model",
+    "data_containers",
+    "label_dims",
+    "model_coords",
+]
+
+#: Name of the labels' data container.
+LABELS_DATA = "labels_data"
+#: Name of the row weights' data container (families with row weights).
+WEIGHTS_DATA = "weights_data"
+#: Name of the potential that tempers a likelihood without row weights (``rate=``).
+TEMPERING_TERM = f"{LOGLIK_VAR}__tempering"
+
+
+def label_dims(description) -> tuple:
+    """The dims of the labels: ``(obs,)`` or ``(obs, class)``."""
+    return (OBS_DIM, CLASS_DIM) if description.family.multiclass else (OBS_DIM,)
+
+
+def model_coords(description) -> dict:
+    """The coords of the PyMC model of ``description``."""
+    coords = {OBS_DIM: np.arange(description.n_obs)}
+    if description.family.multiclass:
+        coords[CLASS_DIM] = description.class_labels
+        coords[CLASS_REDUCED_DIM] = description.class_labels[1:]
+    coords.update(description.main.coords())
+    if description.phi is not None:
+        coords.update(description.phi.coords())
+    return coords
+
+
+def _likelihood_params(description):
+    """The family's parameters as PyTensor expressions (in a model context)."""
+    fused = description.fused and description.family.glm_kernel is not None
+    eta, glm = description.main.build(description.priors, fused=fused)
+    if description.family.multiclass:
+        eta = pt.concatenate([pt.zeros((eta.shape[0], 1)), eta], axis=1)
+    params = {"eta": eta}
+    if "phi" in description.family.parameters:
+        if description.phi is None:
+            params["phi"] = description.priors["phi"].build("phi", shape=())
+        else:
+            params["phi"] = pt.exp(description.phi.build(description.priors)[0])
+    if glm is not None:
+        params["glm"] = glm
+    return params
+
+
+def build_pymc_model(description, labels=None, weights=None, *, rate=None) -> pm.Model:
+    """The PyMC model of ``description``.
+
+    Parameters
+    ----------
+    description : ModelDescription
+    labels : ndarray, optional
+        The labels as the likelihood sees them (default: the description's).
+    weights : ndarray, optional
+        Row weights (default: the description's).
+    rate : float, optional
+        Multiply the log-likelihood by ``rate`` (``calibrate="dispersion"``): through the
+        row weights for families with row weights, else as a potential
+        ``(rate - 1) * loglik`` beside the likelihood term.
+    """
+    family = description.family
+    labels = description.labels if labels is None else labels
+    weights = description.weights if weights is None else weights
+    with pm.Model(coords=model_coords(description)) as m:
+        labels = pm.Data(LABELS_DATA, labels, dims=label_dims(description))
+        params = _likelihood_params(description)
+        dims = OBS_DIM if family.multiclass else label_dims(description)
+        if family.supports_weights:
+            # a container (unit weights if none) so that refits and ADVI minibatches can
+            # swap or rescale the rows' weights
+            weights = (np.ones(description.n_obs) if weights is None
+                       else np.asarray(weights, float))
+            if rate is not None:
+                weights = weights * float(rate)
+            weights = pm.Data(WEIGHTS_DATA, weights)
+        term = family.add_likelihood(LOGLIK_VAR, labels, weights=weights, dims=dims, **params)
+        if rate is not None and not family.supports_weights:
+            # (rate - 1) times the same log-likelihood term (the fused one if fused)
+            loglik = m.logp(vars=[term], sum=True, jacobian=False)
+            pm.Potential(TEMPERING_TERM, (float(rate) - 1.0) * loglik)
+    return m
+
+
+def data_containers(description, pymc_model):
+    """``({name: shared variable}, weights container or None)``: the row-indexed data
+    containers of ``pymc_model`` (labels, designs, group columns and indices)."""
+    names = [LABELS_DATA, *description.main.data_names().values()]
+    if description.phi is not None:
+        names += list(description.phi.data_names().values())
+    data = {n: pymc_model.named_vars[n] for n in names if n in pymc_model.named_vars}
+    return data, pymc_model.named_vars.get(WEIGHTS_DATA)
