@@ -106,11 +106,15 @@ def simplex_rows(draw, n_min=1, n_max=5, k_min=2, k_max=5):
 
 
 def _dps(*values) -> int:
-    """50 digits, plus as many as the smallest nonzero |value| has leading zeros."""
-    tiny = [abs(v) for v in values if v != 0 and math.isfinite(v)]
-    m = min(tiny, default=1.0)
-    # twice the leading zeros: references such as 1/e^2 - 1/(4 sinh(e/2)^2) cancel in e^2
-    return 50 + (2 * max(0, -math.floor(math.log10(m))) + 5 if m < 1 else 0)
+    """50 digits, plus as many as the smallest nonzero |value| has leading zeros, plus as
+    many as the largest |value| has digits before the point."""
+    finite = [abs(v) for v in values if v != 0 and math.isfinite(v)]
+    m = min(finite, default=1.0)
+    big = max(finite, default=1.0)
+    # twice the leading zeros: references such as 1/e^2 - 1/(4 sinh(e/2)^2) cancel in e^2;
+    # the digits of a large |e|: e x - A(e) cancels e against e - log e
+    return (50 + (2 * max(0, -math.floor(math.log10(m))) + 5 if m < 1 else 0)
+            + (math.ceil(math.log10(big)) + 5 if big > 1 else 0))
 
 
 def M(v):
