@@ -15,6 +15,18 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
+@pytest.fixture
+def folder(tmp_path):
+    """A spec folder, ``tmp_path / "models"``, holding ``d.csv`` (``spec_helpers.spec_data()``)."""
+    # imported here: spec_helpers imports softbayes, which not every test session needs
+    from spec_helpers import spec_data
+
+    d = tmp_path / "models"
+    d.mkdir()
+    spec_data().to_csv(d / "d.csv", index=False)
+    return d
+
+
 # --------------------------------------------------------------------------- reliability figures
 # Reliability tests (tests/reliability/: properties, hostile inputs, faults, ...) count what they
 # tried through the session fixture ``reliability``: ``reliability.add("properties",

@@ -53,10 +53,21 @@ def _as_float_array(values, name):
     return arr.astype(np.float64, copy=True)
 
 
+def _row_any(mask, row_axes):
+    """Per row (along the first axis): whether any of its entries is flagged."""
+    return mask.any(axis=row_axes) if row_axes else mask
+
+
+def _check_finite(arr, name, n, row_axes, fix):
+    """Raise if any row holds NaN or inf; ``fix`` says what to do about it."""
+    bad_rows = _row_any(~np.isfinite(arr), row_axes)
+    if bad_rows.any():
+        _fail(name, bad_rows, n, "contain NaN or inf", fix)
+
+
 def _check_unit_range(arr, name, n, row_axes, what):
     """Raise if any value lies outside [0, 1]; percentages (0-100) get their own hint."""
-    outside = (arr < 0.0) | (arr > 1.0)
-    out_rows = outside.any(axis=row_axes) if row_axes else outside
+    out_rows = _row_any((arr < 0.0) | (arr > 1.0), row_axes)
     if out_rows.any():
         lo, hi = float(arr.min()), float(arr.max())
         positive = arr[arr > 0.0]
@@ -88,17 +99,11 @@ def validate_unit_interval(values, *, name="observed"):
     if arr_rows.size == 0:
         return arr
     row_axes = tuple(range(1, arr_rows.ndim))
-    bad = ~np.isfinite(arr_rows)
-    bad_rows = bad.any(axis=row_axes) if row_axes else bad
-    if bad_rows.any():
-        _fail(
-            name,
-            bad_rows,
-            n,
-            "contain NaN or inf",
-            "Drop or impute these rows explicitly (to let PyMC impute them as parameters, "
-            "pass a masked array, np.ma.masked_invalid(values)).",
-        )
+    fix = (
+        "Drop or impute these rows explicitly (to let PyMC impute them as parameters, "
+        "pass a masked array, np.ma.masked_invalid(values))."
+    )
+    _check_finite(arr_rows, name, n, row_axes, fix)
     _check_unit_range(arr_rows, name, n, row_axes, "A density on [0, 1] takes values")
     return arr
 
@@ -155,17 +160,8 @@ def validate_soft_labels(labels, *, name="labels", n_classes=None, atol=1e-6):
         )
     n = arr.shape[0]
     row_axes = tuple(range(1, arr.ndim))
-
-    bad = ~np.isfinite(arr)
-    bad_rows = bad.any(axis=row_axes) if row_axes else bad
-    if bad_rows.any():
-        _fail(
-            name,
-            bad_rows,
-            n,
-            "contain NaN or inf",
-            "Drop or impute these rows explicitly; softbayes does not guess labels.",
-        )
+    fix = "Drop or impute these rows explicitly; softbayes does not guess labels."
+    _check_finite(arr, name, n, row_axes, fix)
     _check_unit_range(arr, name, n, row_axes, "Soft labels are probabilities")
     if arr.ndim == 2:
         sums = arr.sum(axis=1)

@@ -223,6 +223,27 @@ def weight_values(weights, n_rows):
     return validate_weights(values, n_rows, name="weights"), symbolic
 
 
+def _term_inputs(name, labels, weights, p, other, *, ndim, wrong_ndim):
+    """Checked labels, weights and parameter of a term: ``p`` or ``other``, a (name, value).
+
+    Labels that are not ``ndim``-D raise ``wrong_ndim`` (``{shape}`` filled in). Returns the
+    labels' and the parameter's graph objects, the row count and :func:`weight_values`.
+    """
+    other_name, other_value = other
+    if (p is None) == (other_value is None):
+        raise ValueError(f"{name}: give exactly one of p and {other_name}.")
+    values, symbolic = label_values(labels, name)
+    lab = validate_soft_labels(values, name=name)
+    if lab.ndim != ndim:
+        raise ValueError(f"{name}: " + wrong_ndim.format(shape=lab.shape))
+    n_rows = lab.shape[0]
+    w, w_symbolic = weight_values(weights, n_rows)
+    param = other_value if p is None else p
+    check_parameter_shape(lab.shape, param, param_name=other_name if p is None else "p", name=name)
+    graph_labels = pt.as_tensor_variable(lab) if symbolic is None else symbolic
+    return graph_labels, pt.as_tensor_variable(param), n_rows, w, w_symbolic
+
+
 def WeightedBernoulli(
     name, *, labels, p=None, logit_p=None, weights=None, obs_index=None, dims=None, model=None
 ):
@@ -270,21 +291,13 @@ def WeightedBernoulli(
     ``pm.compute_log_likelihood``, which ignores potentials) before ``az.loo``.
     """
     model = modelcontext(model)
-    if (p is None) == (logit_p is None):
-        raise ValueError(f"{name}: give exactly one of p and logit_p.")
-    values, symbolic = label_values(labels, name)
-    lab = validate_soft_labels(values, name=name)
-    if lab.ndim != 1:
-        raise ValueError(
-            f"{name}: WeightedBernoulli takes 1-D labels (probability of label 1), got shape "
-            f"{lab.shape}; for probability vectors use WeightedCategorical."
-        )
-    n_rows = lab.shape[0]
-    w, w_symbolic = weight_values(weights, n_rows)
-    param = logit_p if p is None else p
-    check_parameter_shape(lab.shape, param, param_name="logit_p" if p is None else "p", name=name)
-    graph_labels = pt.as_tensor_variable(lab) if symbolic is None else symbolic
-    param = pt.as_tensor_variable(param)
+    wrong_ndim = (
+        "WeightedBernoulli takes 1-D labels (probability of label 1), got shape {shape}; for "
+        "probability vectors use WeightedCategorical."
+    )
+    graph_labels, param, n_rows, w, w_symbolic = _term_inputs(
+        name, labels, weights, p, ("logit_p", logit_p), ndim=1, wrong_ndim=wrong_ndim
+    )
     if p is None:
         rows = soft_bernoulli_logp(graph_labels, param)
     else:
@@ -319,21 +332,13 @@ def WeightedCategorical(
     The other parameters are those of :func:`WeightedBernoulli`.
     """
     model = modelcontext(model)
-    if (p is None) == (logits is None):
-        raise ValueError(f"{name}: give exactly one of p and logits.")
-    values, symbolic = label_values(labels, name)
-    lab = validate_soft_labels(values, name=name)
-    if lab.ndim != 2:
-        raise ValueError(
-            f"{name}: WeightedCategorical takes probability vectors of shape (n, K), got shape "
-            f"{lab.shape}; for binary soft labels use WeightedBernoulli."
-        )
-    n_rows = lab.shape[0]
-    w, w_symbolic = weight_values(weights, n_rows)
-    param = logits if p is None else p
-    check_parameter_shape(lab.shape, param, param_name="logits" if p is None else "p", name=name)
-    graph_labels = pt.as_tensor_variable(lab) if symbolic is None else symbolic
-    param = pt.as_tensor_variable(param)
+    wrong_ndim = (
+        "WeightedCategorical takes probability vectors of shape (n, K), got shape {shape}; for "
+        "binary soft labels use WeightedBernoulli."
+    )
+    graph_labels, param, n_rows, w, w_symbolic = _term_inputs(
+        name, labels, weights, p, ("logits", logits), ndim=2, wrong_ndim=wrong_ndim
+    )
     if p is None:
         rows = soft_categorical_logp(graph_labels, pt.broadcast_to(param, graph_labels.shape))
     else:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import filecmp
 import re
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from spec_helpers import cli, model_toml, spec_toml, write
 
-from softbayes.app.cli import app
 from softbayes.app.files import replace_dir, report_lock
 from softbayes.app.report import md_escape
 from softbayes.app.spec import SpecError, check_spec, load_spec
@@ -22,52 +20,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 M1 = 'formula = "~ x"\n\n[[models]]\nname = "cb"'
 
-GOOD = """\
-title = "ok"
-seed = 3
-
-[data]
-path = "d.csv"
-labels = "share"
-
-[sampler]
-draws = 10
-tune = 10
-chains = 1
-
-[[models]]
-name = "wb"
-likelihood = "weighted_bernoulli"
-formula = "~ x"
-
-[[models]]
-name = "cb"
-likelihood = "continuous_bernoulli"
-formula = "~ x"
-
-[models.priors]
-x = { dist = "Normal", mu = 0, sigma = 1 }
-"""
-
-
-@pytest.fixture
-def folder(tmp_path):
-    d = tmp_path / "models"
-    d.mkdir()
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=30)
-    pd.DataFrame({"x": x, "share": 1 / (1 + np.exp(-x))}).to_csv(d / "d.csv", index=False)
-    return d
-
-
-def write(folder, text, name="s.toml"):
-    p = folder / name
-    p.write_text(textwrap.dedent(text))
-    return p
-
-
-def cli(*args):
-    return CliRunner().invoke(app, list(map(str, args)))
+# two models: wb as in spec_toml(), then cb with a prior
+GOOD = spec_toml(
+    model_toml(),
+    model_toml("cb", "continuous_bernoulli",
+               extra='\n[models.priors]\nx = { dist = "Normal", mu = 0, sigma = 1 }\n'),
+)
 
 
 def test_good_spec_loads_and_builds(folder):

@@ -16,72 +16,29 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from spec_helpers import cli, one_error, spec_data, spec_toml, write
 
-from softbayes.app.cli import app
-
-GOOD = """\
-title = "ok"
-seed = 3
-
-[data]
-path = "d.csv"
-labels = "share"
-
-[sampler]
-draws = 10
-tune = 10
-chains = 1
-
-[[models]]
-name = "wb"
-likelihood = "weighted_bernoulli"
-formula = "~ x"
-"""
+GOOD = spec_toml()
 
 
 @pytest.fixture
-def folder(tmp_path):
-    d = tmp_path / "models"
-    d.mkdir()
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=30)
-    share = 1 / (1 + np.exp(-x))
-    pd.DataFrame({"x": x, "share": share}).to_csv(d / "d.csv", index=False)
-    pd.DataFrame({"x": x, "share": 100 * share}).to_csv(d / "pct.csv", index=False)
-    pd.DataFrame({"x": x, "share": ["high"] * 30}).to_csv(d / "words.csv", index=False)
-    (d / "garbage.csv").write_bytes(bytes(range(256)) * 8)
-    (d / "garbage.parquet").write_bytes(bytes(range(256)) * 8)
-    (d / "empty.csv").write_text("")
-    (d / "header.csv").write_text("x,share\n")
-    (d / "garbage.nc").write_bytes(bytes(range(256)) * 12)
-    return d
-
-
-def cli(*args):
-    return CliRunner().invoke(app, list(map(str, args)))
-
-
-def write_spec(folder, text, name="s.toml"):
-    p = folder / name
-    p.write_text(text)
-    return p
+def folder(folder):
+    """The spec folder of tests/conftest.py with hostile data files next to ``d.csv``."""
+    df = spec_data()
+    df.assign(share=100 * df["share"]).to_csv(folder / "pct.csv", index=False)
+    df.assign(share=["high"] * 30).to_csv(folder / "words.csv", index=False)
+    (folder / "garbage.csv").write_bytes(bytes(range(256)) * 8)
+    (folder / "garbage.parquet").write_bytes(bytes(range(256)) * 8)
+    (folder / "empty.csv").write_text("")
+    (folder / "header.csv").write_text("x,share\n")
+    (folder / "garbage.nc").write_bytes(bytes(range(256)) * 12)
+    return folder
 
 
 def check_failure(reliability, case, result, *needles):
     reliability.add("hostile_inputs", f"CLI: {case}")
-    out = result.output
-    assert result.exit_code == 2, f"{case}: exit {result.exit_code}\n{out}"
-    assert "Traceback" not in out, out
-    assert result.exception is None or isinstance(result.exception, SystemExit), out
-    errors = [line for line in out.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, f"{case}: expected one error paragraph:\n{out}"
-    for needle in needles:
-        assert needle in errors[0], f"{case}: {needle!r} not in: {errors[0]}"
-    return errors[0]
+    return one_error(result, *needles, case=case)
 
 
 SPEC_CASES = {
@@ -136,7 +93,7 @@ SPEC_CASES = {
 def test_check_refuses_hostile_specs(reliability, folder, case):
     (folder / "sub").mkdir()
     edit, needles = SPEC_CASES[case]
-    path = write_spec(folder, edit(GOOD))
+    path = write(folder, edit(GOOD))
     check_failure(reliability, f"check: {case}", cli("check", path), "s.toml", *needles)
 
 
@@ -155,13 +112,13 @@ def test_unreadable_data_file(reliability, folder):
     (folder / "d.csv").chmod(0)
     try:
         check_failure(reliability, "check: unreadable data file",
-                      cli("check", write_spec(folder, GOOD)), "d.csv")
+                      cli("check", write(folder, GOOD)), "d.csv")
     finally:
         (folder / "d.csv").chmod(0o644)
 
 
 def test_run_refuses_before_touching_the_report(reliability, folder, tmp_path):
-    path = write_spec(folder, GOOD.replace('"d.csv"', '"pct.csv"'))
+    path = write(folder, GOOD.replace('"d.csv"', '"pct.csv"'))
     reports = tmp_path / "reports"
     check_failure(reliability, "run: labels as percentages",
                   cli("run", path, "--reports-dir", reports), "divide by 100")
@@ -209,7 +166,7 @@ def test_compare_and_report_refuse_files_that_are_not_fits(reliability, folder):
 
 def test_paths_in_messages_are_the_users(folder, monkeypatch):
     """The error names the spec as given on the command line (relative stays relative)."""
-    path = write_spec(folder, SPEC_CASES["unknown section"][0](GOOD))
+    path = write(folder, SPEC_CASES["unknown section"][0](GOOD))
     monkeypatch.chdir(folder.parent)
     result = cli("check", Path("models") / "s.toml")
     assert result.exit_code == 2

@@ -14,13 +14,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from spec_helpers import cli, one_error, spec_data
 
 from softbayes import __version__
-from softbayes.app.cli import app
 from softbayes.app.files import (
     REPORT_MARKER,
     ReportTargetError,
@@ -55,19 +52,13 @@ formula = "~ x"
 MARKER = json.dumps({"tool": "softbayes", "version": "0", "kind": "report"}).encode()
 
 
-def _data() -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=40)
-    return pd.DataFrame({"x": x, "share": 1 / (1 + np.exp(-x))})
-
-
 @pytest.fixture(scope="module")
 def fit_bytes(tmp_path_factory) -> bytes:
     """A small, valid fit file (Laplace approximation: nothing is compiled)."""
     import softbayes as sb
     from softbayes.io.fits import save_fit
 
-    df = _data().rename(columns={"share": "y"})
+    df = spec_data(40).rename(columns={"share": "y"})
     fit = sb.Model("y ~ x", df).fit(method="laplace", draws=200, chains=2, random_seed=1)
     path = tmp_path_factory.mktemp("fit") / "wb.nc"
     save_fit(fit, path)
@@ -90,7 +81,7 @@ def project(tmp_path, monkeypatch, fit_bytes):
         "analysis.py": b"print('the user\\'s own script')\n",
         "notes/plan.txt": b"not a report\n",
         "models/tiny.toml": SPEC.encode(),
-        "models/data/tiny.csv": _data().to_csv(index=False).encode(),
+        "models/data/tiny.csv": spec_data(40).to_csv(index=False).encode(),
         # another report, with its fit, and the fit cache
         f"reports/other/{REPORT_MARKER}": MARKER,
         "reports/other/index.html": b"<p>another report</p>\n",
@@ -114,28 +105,17 @@ def project(tmp_path, monkeypatch, fit_bytes):
     return root
 
 
-def cli(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
 def refused(reliability, case, project, args, *needles):
     """Run the command: exit 2, one error paragraph with ``needles``, nothing changed."""
     top = project.parent  # the project and the home folder
     before = snapshot(top)
-    result = cli(*args)
-    out = result.output
-    assert result.exit_code == 2, f"{case}: exit {result.exit_code}\n{out}"
-    assert "Traceback" not in out, out
-    errors = [line for line in out.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, f"{case}: expected one error paragraph:\n{out}"
-    for needle in needles:
-        assert needle in errors[0], f"{case}: {needle!r} not in: {errors[0]}"
+    error = one_error(cli(*args), *needles, case=case)
     after = snapshot(top)
     assert after == before, f"{case}: changed: {sorted(set(after) ^ set(before))}"
     n_files = sum(v is not None for v in before.values())
     reliability.add("data_loss", case)
     reliability.add("data_loss_sentinels", case, n_files)
-    return errors[0]
+    return error
 
 
 # --------------------------------------------------------------------------- spec names

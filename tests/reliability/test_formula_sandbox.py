@@ -36,10 +36,9 @@ import pytest
 from formulae.environment import Environment
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
+from spec_helpers import cli, model_toml, one_error, spec_toml
 
 import softbayes as sb
-from softbayes.app.cli import app
 from softbayes.io.fits import FitFileError, save_fit
 from softbayes.terms.design import DEFAULT_NAMESPACE, LinearDesign
 from softbayes.terms.sandbox import SAFE_NUMPY, FormulaError, check_formula, safe_namespace
@@ -323,49 +322,14 @@ def workdir(tmp_path, monkeypatch):
     assert not (tmp_path / "pwned").exists(), "a formula ran a command"
 
 
-def cli(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def refused(result, *needles) -> str:
-    """Exit status 2, no traceback, one ``error:`` paragraph holding ``needles``."""
-    out = result.output
-    assert result.exit_code == 2, f"exit {result.exit_code}:\n{out}"
-    assert "Traceback" not in out, out
-    assert result.exception is None or isinstance(result.exception, SystemExit), out
-    errors = [line for line in out.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, out
-    for needle in needles:
-        assert needle in errors[0], f"{needle!r} not in {errors[0]!r}"
-    return errors[0]
-
-
-SPEC = """\
-title = "hostile"
-seed = 1
-
-[data]
-path = "d.csv"
-labels = "share"
-
-[sampler]
-draws = 10
-tune = 10
-chains = 1
-
-[[models]]
-name = "m"
-likelihood = "{likelihood}"
-formula = {formula}
-{options}"""
-
-
 def spec_text(formula: str, *, phi=False) -> str:
+    """A spec whose model ``m`` has ``formula`` (or, with ``phi``, ``phi_formula``)."""
     quoted = json.dumps(formula, ensure_ascii=False)  # a TOML basic string as well
     if phi:
-        return SPEC.format(likelihood="beta", formula='"~ x"',
-                           options=f"[models.options]\nphi_formula = {quoted}\n")
-    return SPEC.format(likelihood="weighted_bernoulli", formula=quoted, options="")
+        model = model_toml("m", "beta", extra=f"[models.options]\nphi_formula = {quoted}\n")
+    else:
+        model = model_toml("m", formula=quoted)
+    return spec_toml(model, title="hostile", seed=1)
 
 
 def tampered(src: Path, dst: Path, key: str, value: str) -> Path | None:
@@ -414,16 +378,16 @@ def test_hostile_formula_refused_everywhere(reliability, audit_guard, base, work
         for phi in (False, True):
             spec = workdir / "s.toml"
             spec.write_text(spec_text(formula, phi=phi), encoding="utf-8")
-            err = refused(cli("check", spec))
+            err = one_error(cli("check", spec))
             assert "refused" in err or "not valid TOML" in err, err
             count("softbayes check (phi_formula)" if phi else "softbayes check")
 
         # softbayes fit --formula / --phi-formula: refused before the data is read
         out = workdir / "fit.nc"
-        refused(cli("fit", "d.csv", "-f", full(formula), "-o", out, "--draws", 5,
+        one_error(cli("fit", "d.csv", "-f", full(formula), "-o", out, "--draws", 5,
                     "--tune", 5, "--chains", 1), "--formula")
         count("softbayes fit --formula")
-        refused(cli("fit", "d.csv", "-f", "share ~ x", "-l", "beta", "--phi-formula",
+        one_error(cli("fit", "d.csv", "-f", "share ~ x", "-l", "beta", "--phi-formula",
                     formula, "-o", out, "--draws", 5, "--tune", 5, "--chains", 1),
                 "--phi-formula")
         count("softbayes fit --phi-formula")
@@ -453,10 +417,10 @@ def test_hostile_formula_refused_everywhere(reliability, audit_guard, base, work
                     sb.load_fit(path, check=check)
                 assert "evil.nc" in str(info.value)
             count(f"load_fit ({key})")
-            refused(cli("compare", path), "evil.nc", key)
+            one_error(cli("compare", path), "evil.nc", key)
             count(f"softbayes compare ({key})")
             shutil.copy(d / "wb.nc", folder / "good.nc")
-            refused(cli("report", folder), "evil.nc", key)
+            one_error(cli("report", folder), "evil.nc", key)
             count(f"softbayes report ({key})")
             assert sorted(p.name for p in folder.iterdir()) == ["evil.nc", "good.nc"]
     assert guard.events == []
@@ -585,7 +549,7 @@ def test_generated_hostile_formulas(reliability, audit_guard, base, workdir, str
             bad.attrs = {**fit.attrs, "softbayes_formula": full(formula)}
             with pytest.raises(FitFileError, match="softbayes_formula"):
                 sb.Model.from_fit(bad)
-            refused(cli("fit", "d.csv", "-f", full(formula), "-o", "f.nc"), "--formula")
+            one_error(cli("fit", "d.csv", "-f", full(formula), "-o", "f.nc"), "--formula")
         reliability.add("hostile_formulas", f"generated ({name}): check_formula, Model, "
                                             "from_fit, softbayes fit")
 

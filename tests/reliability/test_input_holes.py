@@ -31,13 +31,12 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytest
-from typer.testing import CliRunner
+from spec_helpers import cli, model_toml, one_error, spec_toml, write
 
 import softbayes as sb
 import softbayes.app.report as report_mod
 import softbayes.app.report.render as render_mod
 import softbayes.terms.design as design_mod
-from softbayes.app.cli import app
 from softbayes.app.spec import SEPARATORS, SpecError, check_spec, load_spec, read_table
 from softbayes.terms.priors import PRIOR_DISTRIBUTIONS, Prior, parse_prior
 
@@ -45,64 +44,17 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "softbayes"
 LONG = "a" * 300  # longer than NAME_MAX (255) on every common file system
 
-SPEC = """\
-title = "holes"
-seed = 3
-
-[data]
-path = "{path}"
-labels = "share"
-{data_extra}
-
-[sampler]
-draws = 10
-tune = 10
-chains = 1
-
-[[models]]
-name = "wb"
-likelihood = "weighted_bernoulli"
-formula = "{formula}"
-{model_extra}
-"""
-
 
 def spec_text(path="d.csv", formula="~ x", data_extra="", model_extra=""):
-    return SPEC.format(path=path, formula=formula, data_extra=data_extra,
-                       model_extra=model_extra)
-
-
-@pytest.fixture
-def folder(tmp_path):
-    d = tmp_path / "models"
-    d.mkdir()
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=30)
-    pd.DataFrame({"x": x, "share": 1 / (1 + np.exp(-x))}).to_csv(d / "d.csv", index=False)
-    return d
-
-
-def write(folder, text, name="s.toml"):
-    p = folder / name
-    p.write_text(text)
-    return p
-
-
-def cli(*args):
-    return CliRunner().invoke(app, list(map(str, args)))
+    """The spec of the data at ``path`` with one model; each extra is a line (or empty)."""
+    return spec_toml(model_toml(formula=f'"{formula}"', extra=model_extra + "\n"),
+                     title="holes", path=path, data_extra=data_extra + "\n")
 
 
 def refused(reliability, case, result, *needles):
     """Exit 2, one ``error:`` paragraph naming every needle, no traceback."""
     reliability.add("hostile_inputs", case)
-    out = result.output
-    assert result.exit_code == 2, f"{case}: exit {result.exit_code}\n{out}"
-    assert "Traceback" not in out, out
-    errors = [line for line in out.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, f"{case}: {out}"
-    for needle in needles:
-        assert needle in errors[0], f"{case}: {needle!r} not in: {errors[0]}"
-    return errors[0]
+    return one_error(result, *needles, case=case)
 
 
 @pytest.fixture
@@ -364,14 +316,16 @@ def test_legitimate_priors_still_pass(folder):
 # --------------------------------------------------------------------------- design size
 
 
-def _peak_mb(fn):
+def _refused_model(formula, df):
+    """The ValueError message refusing ``sb.Model(formula, df)`` and the peak MB it took."""
     tracemalloc.start()
     try:
-        fn()
+        with pytest.raises(ValueError) as info:
+            sb.Model(formula, df)
     finally:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    return peak / 1e6
+    return str(info.value), peak / 1e6
 
 
 def test_identifier_factor_refused_before_the_design_is_built(reliability):
@@ -380,15 +334,7 @@ def test_identifier_factor_refused_before_the_design_is_built(reliability):
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"p": rng.uniform(0.1, 0.9, n), "x": rng.normal(size=n),
                        "id": np.arange(n)})
-    errors = []
-
-    def build():
-        with pytest.raises(ValueError) as info:
-            sb.Model("p ~ x + C(id)", df)
-        errors.append(str(info.value))
-
-    peak = _peak_mb(build)
-    msg = errors[0]
+    msg, peak = _refused_model("p ~ x + C(id)", df)
     assert peak < 100, f"refusing C(id) took {peak:.0f} MB"
     for needle in ["'C(id)'", "10,000 levels", "MAX_DESIGN_CELLS", "cells", "MB"]:
         assert needle in msg, (needle, msg)
@@ -402,16 +348,9 @@ def test_many_level_text_column_refused(reliability):
     rng = np.random.default_rng(1)
     df = pd.DataFrame({"p": rng.uniform(0.1, 0.9, n), "x": rng.normal(size=n),
                        "t": [f"level{i}" for i in rng.permutation(n) % 10_000]})
-    errors = []
-
-    def build():
-        with pytest.raises(ValueError) as info:
-            sb.Model("p ~ x + t", df)
-        errors.append(str(info.value))
-
-    peak = _peak_mb(build)
+    msg, peak = _refused_model("p ~ x + t", df)
     assert peak < 100, f"refusing took {peak:.0f} MB"
-    assert "term 't'" in errors[0] and "10,000 levels" in errors[0], errors[0]
+    assert "term 't'" in msg and "10,000 levels" in msg, msg
 
 
 def test_group_terms_with_hundreds_of_groups_still_build():
