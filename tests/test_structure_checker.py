@@ -217,6 +217,16 @@ BREACHES = {
         },
         {("softbayes/__init__.py", 4, "import-cycle")},
     ),
+    "import-cycle through a package's __init__ (from pkg import submodule)": (
+        {
+            "softbayes/ops/__init__.py": '"""Ops."""\n\nfrom softbayes.ops.disp import f\n',
+            "softbayes/ops/disp.py": (
+                '"""Disp."""\n\nfrom softbayes.ops import kern\n\nf = kern\n'
+            ),
+            "softbayes/ops/kern.py": '"""Kern."""\n',
+        },
+        {("softbayes/ops/__init__.py", 3, "import-cycle")},
+    ),
     "no cycle through the root package when it does not import the module": (
         {"softbayes/terms/design.py": '"""Design."""\n\nfrom softbayes import Model\n'},
         set(),

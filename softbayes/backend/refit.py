@@ -32,7 +32,7 @@ import os
 import numpy as np
 import pymc as pm
 
-from softbayes.backend import calibration
+import softbayes.backend.calibration as calibration
 from softbayes.backend.approx import fit_approx
 from softbayes.backend.build import LABELS_DATA, build_pymc_model
 from softbayes.backend.result import complete_fit, fit_attrs

@@ -13,8 +13,8 @@ import hashlib
 
 import numpy as np
 
+import softbayes.ops.glm_op as glm_op
 from softbayes.math import continuous_bernoulli, glm_kernels, kernel_threads
-from softbayes.ops import glm_op
 from softbayes.ops.glm_op import GLMVJP, GLMLogpDlogp, GLMRows
 
 __all__ = ["KERNEL_SOURCES", "KERNEL_VERSION", "kernel_version"]

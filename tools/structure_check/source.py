@@ -136,7 +136,8 @@ class Project:
             elif isinstance(node, ast.ImportFrom):
                 base = self.from_base(f, node)
                 subs = [f"{base}.{alias.name}" for alias in node.names]
-                targets = [sub if sub in self.modules else base for sub in subs]
+                # ``from pkg import sub`` runs pkg's ``__init__`` as well: an edge to pkg too
+                targets = list(dict.fromkeys([base, *(s for s in subs if s in self.modules)]))
             elif isinstance(node, ast.Call) and _dynamic_import_name(node):
                 targets = [_dynamic_import_name(node)]
             else:
