@@ -117,11 +117,11 @@ class Model:
 
     def __init__(self, formula, data, likelihood="weighted_bernoulli", priors=None, *,
                  phi_formula=None, weights=None, threshold=None, squeeze=None,
-                 extra_namespace=None, fused=True, untrusted=False, _quiet=False):
+                 extra_namespace=None, fused=True, untrusted=False):
         self._refitter = Refitter(describe_model(
             formula, data, likelihood, priors, phi_formula=phi_formula, weights=weights,
             options={"threshold": threshold, "squeeze": squeeze},
-            extra_namespace=extra_namespace, fused=fused, quiet=_quiet, untrusted=untrusted,
+            extra_namespace=extra_namespace, fused=fused, untrusted=untrusted,
         ))
 
     @classmethod
