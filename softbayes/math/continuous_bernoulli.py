@@ -127,10 +127,6 @@ def _isinf(xp, x):
     return pt.isinf(x) if xp.symbolic else np.isinf(x)
 
 
-def _eq(xp, a, b):
-    return pt.eq(a, b) if xp.symbolic else np.equal(a, b)
-
-
 def _logaddexp(xp, a, b):
     # log(e^a + e^b); never called with a = b = -inf.
     return xp.maximum(a, b) + xp.log1p(xp.exp(-xp.abs(a - b)))

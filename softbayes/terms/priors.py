@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import json
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -354,8 +353,3 @@ def priors_table(entries) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["term", "parameter", "role", "prior", "source"]).set_index(
         "term"
     )
-
-
-def priors_to_json(priors: dict) -> str:
-    """JSON of ``{term: {"dist": ..., **kwargs}}`` (for the fit's attrs)."""
-    return json.dumps({k: p.to_dict() for k, p in priors.items()}, sort_keys=True)
