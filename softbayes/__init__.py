@@ -16,6 +16,7 @@ from softbayes.distributions.continuous_bernoulli import (
     continuous_bernoulli_mean,
     continuous_bernoulli_variance,
 )
+from softbayes.distributions.continuous_categorical import ContinuousCategorical
 from softbayes.distributions.potentials import WeightedBernoulli, WeightedCategorical
 from softbayes.distributions.soft import SoftBernoulli, SoftCategorical
 from softbayes.io.fits import load_fit
@@ -24,6 +25,7 @@ from softbayes.model import Model
 __all__ = [
     "Comparison",
     "ContinuousBernoulli",
+    "ContinuousCategorical",
     "FitDiagnostics",
     "Model",
     "SoftBernoulli",

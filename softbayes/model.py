@@ -50,6 +50,7 @@ import copy
 import pandas as pd
 import pymc as pm
 
+from softbayes.analysis.comparison.cross_validation import kfold_fit
 from softbayes.analysis.predict import predict
 from softbayes.backend.refit import Refitter
 from softbayes.io.fits import LOGLIK_VAR, description_from_fit
@@ -202,6 +203,8 @@ class Model:
         Parameters
         ----------
         labels : array_like, shape (n,) or (n, K)
+            The labels as given: for a ``p(k, m)`` response the proportions ``k / m`` (what
+            the families' ``draws`` return), turned back into counts of the same trials.
         """
         self._refitter.set_labels(labels)
         return self
@@ -274,6 +277,21 @@ class Model:
         return self._refitter.fit(draws, tune, chains, random_seed, sampler, cores=cores,
                                   progressbar=progressbar, log_likelihood=log_likelihood,
                                   calibrate=calibrate, method=method, **kwargs)
+
+    def kfold(self, fit, k=10, *, seed=0, client=None, workers=None, progress=None,
+              **fit_kwargs):
+        """Exact K-fold cross-validation of ``fit`` (a fit of this model on its current
+        rows): refit without each of ``k`` random folds, score each held-out fold.
+
+        ``client`` (a ``distributed.Client``) or ``workers`` (a local Dask cluster of that
+        many processes) runs the folds in parallel, with the same numbers as serially;
+        ``fit_kwargs`` are the refits' options of :meth:`fit` (default: those ``fit``
+        recorded); ``progress(name, folds done, k)``. Returns ArviZ's K-fold ELPD object
+        (see :func:`softbayes.analysis.comparison.cross_validation.kfold_fit`).
+        """
+        return kfold_fit(fit, k, seed=seed, description=self.description,
+                         refit_kwargs=fit_kwargs, client=client, workers=workers,
+                         progress=progress)
 
     # -- rebuilding -------------------------------------------------------------------------
     @classmethod

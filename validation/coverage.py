@@ -1,7 +1,9 @@
 """Coverage of 90 % intervals with and without calibration.
 
 Run ``python -m validation.coverage --reps 400 --out validation`` (about two minutes on one
-core); writes ``coverage.csv`` and ``coverage.md`` to ``--out``.
+core); writes ``coverage.csv`` and ``coverage.md`` to ``--out``. ``--workers N`` (a local
+Dask cluster) or ``--scheduler ADDRESS`` runs the 36 cells (setting x family x method) as
+tasks in parallel, with the same numbers.
 
 Simulation: n = 500 rows, ``x1, x2 ~ N(0, 1)`` drawn afresh in every replication,
 ``eta = 0.3 + 1.0 x1 - 0.5 x2``, ``mu = sigmoid(eta)``, and labels whose mean is exactly
@@ -48,6 +50,7 @@ import pandas as pd
 from scipy import special as sp
 
 from softbayes.backend import calibration as cal
+from softbayes.backend.executor import Executor, Task
 from softbayes.math.continuous_bernoulli import cb_mean
 
 BETA = np.array([0.3, 1.0, -0.5])
@@ -110,59 +113,68 @@ def pseudo_true_cb(seed=12345, n=200_000):
     return cb_mean(TEST_POINTS @ theta)
 
 
-def run(reps, seed=20261126, progress=True, settings=SETTINGS, families=FAMILIES):
-    """The coverage table as a data frame (one row per setting x family x method x target)."""
-    rows = []
-    cb_pseudo = pseudo_true_cb()
+def cell(description, setting, seed, *, reps, cb_pseudo):
+    """Task function of one cell (``description = (family, method)``, a ``setting``):
+    ``reps`` replications from ``default_rng([seed, setting index])`` (the same data for
+    every method); the table's rows of that cell."""
+    family, method = description
+    rng = np.random.default_rng([seed, SETTINGS.index(setting)])
     true_mean = sp.expit(TEST_POINTS @ BETA)
-    for setting in settings:
-        s_i = SETTINGS.index(setting)
-        t0 = time.time()
-        for family in families:
-            for method in METHODS:
-                rng = np.random.default_rng([seed, s_i])  # same data for every method
-                est, sds, cov_true, cov_pseudo, phis, refused = [], [], [], [], [], 0
-                for _ in range(reps):
-                    X, lab = simulate(setting, rng)
-                    theta, cov, phi = fit_one(family, X, lab, method)
-                    phis.append(phi)
-                    if theta is None:
-                        refused += 1
-                        continue
-                    if family == "weighted_bernoulli":
-                        e, sd = theta, np.sqrt(np.diag(cov))
-                        cov_true.append(np.abs(e - BETA) <= Z90 * sd)
-                    else:
-                        e = TEST_POINTS @ theta
-                        sd = np.sqrt(np.einsum("ij,jk,ik->i", TEST_POINTS, cov, TEST_POINTS))
-                        lo, hi = cb_mean(e - Z90 * sd), cb_mean(e + Z90 * sd)
-                        cov_true.append((lo <= true_mean) & (true_mean <= hi))
-                        cov_pseudo.append((lo <= cb_pseudo) & (cb_pseudo <= hi))
-                    est.append(e)
-                    sds.append(sd)
-                used = reps - refused
-                base = {
-                    "setting": setting, "family": family, "calibration": method,
-                    "reps": reps, "refused": refused,
-                    "phi_hat_median": float(np.median(phis)),
-                }
-                if used == 0:
-                    rows.append({**base, "target": "true", "coverage": np.nan, "mc_se": np.nan,
-                                 "width_ratio": np.nan})
-                    continue
-                emp_sd = np.std(np.array(est), axis=0, ddof=1) if used > 1 else np.nan
-                width = float(np.mean(np.mean(sds, axis=0) / emp_sd)) if used > 1 else np.nan
-                targets = [("true", cov_true)]
-                if family == "continuous_bernoulli":
-                    targets.append(("cb_pseudo", cov_pseudo))
-                for target, hits in targets:
-                    c = float(np.mean(hits))
-                    rows.append({**base, "target": target, "coverage": c,
-                                 "mc_se": float(np.sqrt(c * (1 - c) / used)) if used else np.nan,
-                                 "width_ratio": width})
-        if progress:
-            print(f"  {setting}: {time.time() - t0:.1f}s", flush=True)
-    return pd.DataFrame(rows)
+    est, sds, cov_true, cov_pseudo, phis, refused = [], [], [], [], [], 0
+    for _ in range(reps):
+        X, lab = simulate(setting, rng)
+        theta, cov, phi = fit_one(family, X, lab, method)
+        phis.append(phi)
+        if theta is None:
+            refused += 1
+            continue
+        if family == "weighted_bernoulli":
+            e, sd = theta, np.sqrt(np.diag(cov))
+            cov_true.append(np.abs(e - BETA) <= Z90 * sd)
+        else:
+            e = TEST_POINTS @ theta
+            sd = np.sqrt(np.einsum("ij,jk,ik->i", TEST_POINTS, cov, TEST_POINTS))
+            lo, hi = cb_mean(e - Z90 * sd), cb_mean(e + Z90 * sd)
+            cov_true.append((lo <= true_mean) & (true_mean <= hi))
+            cov_pseudo.append((lo <= cb_pseudo) & (cb_pseudo <= hi))
+        est.append(e)
+        sds.append(sd)
+    used = reps - refused
+    base = {"setting": setting, "family": family, "calibration": method, "reps": reps,
+            "refused": refused, "phi_hat_median": float(np.median(phis))}
+    if used == 0:
+        return [{**base, "target": "true", "coverage": np.nan, "mc_se": np.nan,
+                 "width_ratio": np.nan}]
+    emp_sd = np.std(np.array(est), axis=0, ddof=1) if used > 1 else np.nan
+    width = float(np.mean(np.mean(sds, axis=0) / emp_sd)) if used > 1 else np.nan
+    targets = [("true", cov_true)]
+    if family == "continuous_bernoulli":
+        targets.append(("cb_pseudo", cov_pseudo))
+    rows = []
+    for target, hits in targets:
+        c = float(np.mean(hits))
+        rows.append({**base, "target": target, "coverage": c,
+                     "mc_se": float(np.sqrt(c * (1 - c) / used)), "width_ratio": width})
+    return rows
+
+
+def run(reps, seed=20261126, progress=True, settings=SETTINGS, families=FAMILIES,
+        executor=None):
+    """The coverage table as a data frame (one row per setting x family x method x target).
+
+    Each cell is one task on ``executor`` (a :class:`softbayes.backend.executor.Executor`;
+    default serial): the same numbers wherever the cells run.
+    """
+    cb_pseudo = pseudo_true_cb()
+    tasks = [Task(cell, (family, method), setting, seed, label=f"{setting} {family} {method}",
+                  options={"reps": reps, "cb_pseudo": cb_pseudo})
+             for setting in settings for family in families for method in METHODS]
+    ex = executor or Executor(echo=print if progress else None)
+    results = ex.run(tasks)
+    failed = [f"{r.label}: {r.error}" for r in results if not r.ok]
+    if failed:
+        raise RuntimeError("coverage cells failed: " + "; ".join(failed))
+    return pd.DataFrame([row for r in results for row in r.value])
 
 
 # -- MCMC check --------------------------------------------------------------------------------
@@ -308,11 +320,16 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=20261126)
     ap.add_argument("--mcmc-check", type=int, default=3, metavar="R",
                     help="replications of the Laplace-vs-NUTS check (0: skip)")
+    ap.add_argument("--workers", type=int, default=None, metavar="N",
+                    help="run the cells on a local Dask cluster of N processes")
+    ap.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="run the cells on the Dask scheduler at ADDRESS")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    df = run(args.reps, args.seed)
+    with Executor(workers=args.workers, scheduler=args.scheduler, echo=print) as ex:
+        df = run(args.reps, args.seed, executor=ex)
     mc = mcmc_check(args.mcmc_check) if args.mcmc_check > 0 else None
     seconds = time.time() - t0
     df.to_csv(out / "coverage.csv", index=False)

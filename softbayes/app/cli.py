@@ -41,6 +41,12 @@ app = typer.Typer(
 _STATE = {"debug": False}
 
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
+WorkersOpt = Annotated[int | None, typer.Option(
+    "--workers", metavar="N", help="Fit on a local Dask cluster of N worker processes "
+                                   "(default: the spec's [compute] workers, else serially).")]
+SchedulerOpt = Annotated[str | None, typer.Option(
+    "--scheduler", metavar="ADDRESS", help="Fit on the Dask scheduler at ADDRESS, e.g. "
+                                           "tcp://host:8786 (its workers need softbayes).")]
 
 
 def _echo(msg: str, nl: bool = True) -> None:
@@ -119,15 +125,19 @@ def run(
     reports_dir: Annotated[Path | None, typer.Option(
         "--reports-dir", help="Folder of the reports (default: reports/ next to models/).")]
     = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Fit every candidate model of SPEC, compare them, write reports/<name>/."""
     from softbayes.app.locations import resolve_spec_path
-    from softbayes.app.runner import run_spec
+    from softbayes.app.runner import check_compute, run_spec
 
     def go():
+        check_compute(workers, scheduler)
         path = resolve_spec_path(spec)
-        run_spec(path, reports_dir=reports_dir, only=only or None, force=force, echo=_echo)
+        run_spec(path, reports_dir=reports_dir, only=only or None, force=force, echo=_echo,
+                 workers=workers, scheduler=scheduler)
 
     _guard(go, debug)
 
@@ -139,15 +149,19 @@ def demo(
     reports_dir: Annotated[Path | None, typer.Option(
         "--reports-dir", help="Folder of the reports (default: the checkout's reports/ or "
                               "./reports).")] = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """The main job: compare weighted Bernoulli, Continuous Bernoulli, Beta and hard-label
     Bernoulli regressions on the STAR98 math shares (models/star98.toml)."""
     from softbayes.app.locations import demo_spec_path
-    from softbayes.app.runner import run_spec
+    from softbayes.app.runner import check_compute, run_spec
 
     def go():
-        run_spec(demo_spec_path("star98"), reports_dir=reports_dir, force=force, echo=_echo)
+        check_compute(workers, scheduler)
+        run_spec(demo_spec_path("star98"), reports_dir=reports_dir, force=force, echo=_echo,
+                 workers=workers, scheduler=scheduler)
 
     _guard(go, debug)
 

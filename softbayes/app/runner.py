@@ -35,6 +35,7 @@ from softbayes.app.files import (
 from softbayes.app.locations import default_reports_dir
 from softbayes.app.report import build_report, write_report
 from softbayes.app.spec import Spec, SpecError, check_spec, load_spec
+from softbayes.backend.executor import MAX_WORKERS, Executor, Task, fit_task
 from softbayes.io.attrs import FitAttrs
 from softbayes.io.fits import data_hash, load_fit
 
@@ -42,6 +43,7 @@ __all__ = [
     "CACHE_DIR",
     "RunResult",
     "build_and_write",
+    "check_compute",
     "fit_models",
     "fit_slug",
     "format_seconds",
@@ -125,46 +127,53 @@ def _cache(fit, secs: float, key: str, path: Path) -> None:
     save_fit_atomically(fit, path)
 
 
-def fit_models(spec: Spec, built: dict, cache_dir: Path, *, force=False, echo=print):
-    """Fit (or reuse) every model.
+def fit_models(spec: Spec, built: dict, cache_dir: Path, *, force=False, echo=print,
+               executor=None):
+    """Fit (or reuse) every model; the fits run as tasks on ``executor`` (default serial).
 
     Returns ``({name: fit}, {name: info}, fitted, reused, failed)``; ``failed`` maps the name
     of a model whose fit raised (e.g. a sampler that could not start) to the reason. Such a
-    model is left out of the comparison and named in the report; the others still run.
+    model is left out of the comparison and named in the report; the others still run. Each
+    fit is cached (atomically) as soon as it arrives, whatever order the tasks finish in.
     """
-    fits, info, fitted, reused, failed = {}, {}, [], [], {}
+    executor = executor or Executor(echo=echo)
+    fits, info, reused, failed = {}, {}, [], {}
     _remove_stale_parts(cache_dir)
-    total = len(built)
     width = max(len(n) for n in built)
+    todo = []
     for i, (name, (ms, model, msgs)) in enumerate(built.items(), start=1):
         key = spec.cache_key(ms, data_hash(model.data))
         path = cache_dir / f"{key}.nc"
-        head = f"  [{i}/{total}] {name:<{width}}  {ms.likelihood:<20}"
         fit, secs = _load_cached(path, force)
-        cached = fit is not None
-        if cached:
-            echo(f"{head}  reused cached fit (fitted in {format_seconds(secs)} originally)")
-            reused.append(name)
-        else:
-            echo(f"{head}  compiling and sampling ({ms.sampler.describe()}) ...", nl=False)
-            t0 = time.perf_counter()
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    fit = model.fit(random_seed=spec.seed, progressbar=False,
-                                    **ms.sampler.fit_kwargs())
-            except Exception as exc:  # a finding, not a crash: the other models still run
-                reason = " ".join(str(exc).split()) or type(exc).__name__
-                echo(f" FAILED after {format_seconds(time.perf_counter() - t0)}: {reason}")
-                failed[name] = f"{type(exc).__name__}: {reason}"
-                continue
-            secs = time.perf_counter() - t0
-            _cache(fit, secs, key, path)
-            echo(f" done in {format_seconds(secs)}")
-            fitted.append(name)
+        info[name] = {"description": ms.description, "time": secs, "cached": fit is not None,
+                      "notes": list(msgs), "cache_file": path, "key": key}
+        head = f"  [{i}/{len(built)}] {name:<{width}}  {ms.likelihood:<20}"
+        if fit is None:
+            echo(f"{head}  compiling and sampling ({ms.sampler.describe()}) ...")
+            todo.append(name)
+            continue
+        echo(f"{head}  reused cached fit (fitted in {format_seconds(secs)} originally)")
+        reused.append(name)
         fits[name] = fit
-        info[name] = {"description": ms.description, "time": secs, "cached": cached,
-                      "notes": list(msgs), "cache_file": path}
+    tasks = [Task(fit_task, executor.scatter(built[name][1].description), None, spec.seed,
+                  label=f"model {name} ({built[name][0].likelihood})",
+                  options={"progressbar": False, **built[name][0].fit_kwargs()})
+             for name in todo]
+
+    def on_result(i, res):
+        name = todo[i]
+        if res.ok:
+            info[name]["time"] = res.seconds
+            _cache(res.value, res.seconds, info[name]["key"], info[name]["cache_file"])
+        else:  # a finding, not a crash: the other models still run
+            failed[name] = res.error
+
+    results = executor.run(tasks, on_result=on_result)
+    fitted = [name for name, res in zip(todo, results, strict=True) if res.ok]
+    fits.update({name: res.value for name, res in zip(todo, results, strict=True) if res.ok})
+    fits = {name: fits[name] for name in built if name in fits}  # spec order
+    for name in failed:
+        info.pop(name)
     if not fits:
         raise RuntimeError("no model could be fitted: " + "; ".join(
             f"{name}: {why}" for name, why in failed.items()))
@@ -214,7 +223,30 @@ def _copy_fits(fits: dict, info: dict, folder: Path) -> dict:
     return fit_files
 
 
-def run_spec(spec_path, *, reports_dir=None, only=None, force=False, echo=None) -> RunResult:
+def check_compute(workers=None, scheduler=None) -> None:
+    """Raise a ``ValueError`` on a bad ``--workers`` / ``--scheduler`` (before any work)."""
+    if workers is not None and scheduler is not None:
+        raise ValueError("give either --workers or --scheduler, not both.")
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        raise ValueError(f"--workers must be from 1 to {MAX_WORKERS}, got {workers}.")
+    if scheduler is not None and not re.fullmatch(r"(tcp|tls|inproc|ucx|ws|wss)://\S+",
+                                                  scheduler):
+        raise ValueError(f"--scheduler must be a Dask scheduler address such as "
+                         f"tcp://host:8786, got {scheduler!r}.")
+
+
+def _executor(spec: Spec, workers, scheduler, client, echo) -> Executor:
+    """Where the fits run: ``client`` or ``scheduler`` (Python / command line only), else
+    ``workers`` local processes (command line, else the spec's ``[compute] workers``), else
+    serially in this process."""
+    if client is not None or scheduler is not None:
+        return Executor(client, scheduler=scheduler, echo=echo)
+    workers = workers if workers is not None else spec.compute.workers
+    return Executor(workers=workers, echo=echo)
+
+
+def run_spec(spec_path, *, reports_dir=None, only=None, force=False, echo=None, workers=None,
+             scheduler=None, client=None) -> RunResult:
     """Fit every candidate of the spec, compare them, write ``reports/<spec name>/``.
 
     Parameters
@@ -229,6 +261,16 @@ def run_spec(spec_path, *, reports_dir=None, only=None, force=False, echo=None) 
         Refit even when a cached fit matches.
     echo : callable, optional
         ``echo(message, nl=True)`` for progress (default: stderr).
+    workers : int, optional
+        Fit and refit on a local Dask cluster of this many processes (default: the spec's
+        ``[compute] workers``; neither: serially).
+    scheduler : str, optional
+        Fit and refit on the Dask scheduler at this address (trusted: never from a spec).
+    client : distributed.Client, optional
+        Fit and refit on this Dask client's cluster.
+
+    The numbers do not depend on where the fits run. The report is written only once every
+    fit and refit has finished.
     """
     echo = echo or _default_echo
     t_start = time.perf_counter()
@@ -242,16 +284,18 @@ def run_spec(spec_path, *, reports_dir=None, only=None, force=False, echo=None) 
          f"{', '.join(spec.data.labels)}" + (f"; weights {spec.data.weights}"
                                              if spec.data.weights else ""))
     result = RunResult(report_dir=target)
-    with write_report_atomically(target) as tmp:
+    with (_executor(spec, workers, scheduler, client, echo) as executor,
+          write_report_atomically(target) as tmp):
         fits, info, result.fitted, result.reused, result.failed = fit_models(
-            spec, built, root / CACHE_DIR, force=force, echo=echo)
+            spec, built, root / CACHE_DIR, force=force, echo=echo, executor=executor)
         fit_files = _copy_fits(fits, info, tmp)
         weights = data[spec.data.weights].to_numpy() if spec.data.weights else None
         result.warnings = build_and_write(
             fits, tmp, title=spec.title, name=spec.name, description=spec.description,
             data_source=f"{spec.data.describe()}, {len(data)} rows, {data.shape[1]} columns.",
             model_info=info, weights_column=spec.data.weights, weight_values=weights,
-            compare_kwargs={**spec.compare.compare_kwargs(), "seed": spec.seed},
+            compare_kwargs={**spec.compare.compare_kwargs(), "seed": spec.seed,
+                            "client": executor},
             subset_note=_subset_note(spec, only, result.failed), echo=echo, t_start=t_start,
             run_info={"spec": str(spec.path), "fitted": result.fitted, "reused": result.reused,
                       "failed": result.failed, "fit_files": fit_files},
@@ -274,16 +318,12 @@ def build_and_write(fits: dict, folder: Path, *, title: str, name: str, descript
     echo = echo or _default_echo
     t0 = time.perf_counter()
 
-    def progress(fit_name, fold, k):
-        if fold == 1:
-            echo(f"    K-fold refits of {fit_name}: {k} folds ...")
-
     echo(f"  comparing {len(fits)} model{'s' if len(fits) != 1 else ''} (PSIS-LOO, scores, "
-         "diagnostics) ...", nl=False)
+         "diagnostics; K-fold refits where PSIS-LOO is unreliable) ...")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cmp = compare(fits, progress=progress, **(compare_kwargs or {}))
-    echo(f" done in {format_seconds(time.perf_counter() - t0)}")
+        cmp = compare(fits, **(compare_kwargs or {}))
+    echo(f"  compared in {format_seconds(time.perf_counter() - t0)}")
     t1 = time.perf_counter()
     echo("  writing the report (marginal effects, figures, tables) ...", nl=False)
     info = dict(run_info or {})

@@ -20,6 +20,7 @@ from softbayes.terms.predictor import CLASS_DIM, CLASS_REDUCED_DIM
 __all__ = [
     "LABELS_DATA",
     "TEMPERING_TERM",
+    "TRIALS_DATA",
     "WEIGHTS_DATA",
     "build_pymc_model",
     "data_containers",
@@ -31,6 +32,8 @@ __all__ = [
 LABELS_DATA = "labels_data"
 #: Name of the row weights' data container (families with row weights).
 WEIGHTS_DATA = "weights_data"
+#: Name of the trials' data container (count families, the response ``p(k, m)``).
+TRIALS_DATA = "trials_data"
 #: Name of the potential that tempers a likelihood without row weights (``rate=``).
 TEMPERING_TERM = f"{LOGLIK_VAR}__tempering"
 
@@ -59,11 +62,16 @@ def _likelihood_params(description):
     if description.family.multiclass:
         eta = pt.concatenate([pt.zeros((eta.shape[0], 1)), eta], axis=1)
     params = {"eta": eta}
+    if description.family.takes_trials:
+        params["trials"] = pm.Data(TRIALS_DATA, description.row_trials(description.data),
+                                   dims=OBS_DIM)
     if "phi" in description.family.parameters:
         if description.phi is None:
             params["phi"] = description.priors["phi"].build("phi", shape=())
         else:
             params["phi"] = pt.exp(description.phi.build(description.priors)[0])
+    for name, _, _ in description.family.scalar_parameters():
+        params[name] = description.priors[name].build(name, shape=())
     if glm is not None:
         params["glm"] = glm
     return params
@@ -110,7 +118,7 @@ def build_pymc_model(description, labels=None, weights=None, *, rate=None) -> pm
 def data_containers(description, pymc_model):
     """``({name: shared variable}, weights container or None)``: the row-indexed data
     containers of ``pymc_model`` (labels, designs, group columns and indices)."""
-    names = [LABELS_DATA, *description.main.data_names().values()]
+    names = [LABELS_DATA, TRIALS_DATA, *description.main.data_names().values()]
     if description.phi is not None:
         names += list(description.phi.data_names().values())
     data = {n: pymc_model.named_vars[n] for n in names if n in pymc_model.named_vars}

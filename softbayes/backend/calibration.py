@@ -114,6 +114,7 @@ from softbayes.backend.calibration_math import (
 from softbayes.io.attrs import FitAttrs
 from softbayes.io.fits import LOGLIK_VAR, OBS_DIM, description_from_fit
 from softbayes.terms.description import as_description
+from softbayes.terms.families import FAMILIES
 from softbayes.terms.predictor import SAMPLE_DIMS, ParameterLayout
 from softbayes.terms.priors import broadcast_param
 
@@ -178,6 +179,14 @@ def coefficients(description) -> Coefficients:
     return Coefficients(layout, Z, k)
 
 
+#: Where calibration is refused: the families whose likelihood models the labels' noise itself.
+_COUNTS_HINT = "".join(
+    f" If the labels are votes, k of m annotators, model their noise instead: "
+    f"likelihood={name!r} with the response p(k, m) needs no calibration and takes "
+    "group-level terms." for name, cls in FAMILIES.items()
+    if cls.takes_trials and "phi" in cls.parameters)
+
+
 def _refuse_unsupported(description, pymc_model, calibrate):
     calibratable(description.family, f"calibrate={calibrate!r} applies to")
     groups = description.main.design.group_terms
@@ -187,7 +196,7 @@ def _refuse_unsupported(description, pymc_model, calibrate):
             f"({[g.name for g in groups]}): the calibration adjusts "
             "population-level coefficients at the posterior mode, and a hierarchical "
             "posterior has no useful joint mode (sigma -> 0). Fit without calibrate= (the "
-            "dispersion is still recorded), or model the groups as fixed effects."
+            "dispersion is still recorded), or model the groups as fixed effects." + _COUNTS_HINT
         )
     coefs = coefficients(description)
     free = [v.name for v in pymc_model.value_vars]

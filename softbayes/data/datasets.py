@@ -22,6 +22,17 @@ on the command line (``softbayes fit builtin:star98 ...``).
     ``r = (0, 0.6, -0.4, 0.2)``; votes ``~ Multinomial(n_raters, pi)``. Weighting the
     soft-label cross-entropy by ``n_raters`` gives the multinomial likelihood of the votes.
     :data:`RATERS_TRUTH` holds the coefficients.
+
+``annotators``
+    Simulated binary votes (fixed seed 20261130): 300 items, each labelled by ``n_annotators``
+    (3 to 20) annotators from one of 6 annotator pools, ``n_yes`` of whom said "yes";
+    ``share_yes = n_yes / n_annotators`` (0 or 1 where they agreed). Covariates ``x1``, ``x2``
+    (standard normal) and ``annotator_pool`` (``pool1`` ... ``pool6``). The truth: per item,
+    ``p ~ Beta(mu phi, (1 - mu) phi)`` with ``phi = 6`` (annotators disagree beyond coin
+    flips) and ``logit mu = -0.4 + 0.9 x1 - 0.5 x2 + u(pool)``, ``u`` fixed offsets of sd
+    about 0.5; ``n_yes ~ Binomial(n_annotators, p)``. The beta-binomial with the response
+    ``p(n_yes, n_annotators)`` is the true model; :data:`ANNOTATORS_TRUTH` holds its
+    parameters.
 """
 
 from __future__ import annotations
@@ -32,7 +43,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["BUILTIN_DATASETS", "RATERS_TRUTH", "dataset_info", "load_dataset"]
+__all__ = ["ANNOTATORS_TRUTH", "BUILTIN_DATASETS", "RATERS_TRUTH", "dataset_info",
+           "load_dataset"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,7 @@ class BuiltinDataset:
     labels: tuple[str, ...]
     weights: str | None
     loader: Callable[[], pd.DataFrame]
+    trials: str | None = None
 
 
 def _star98() -> pd.DataFrame:
@@ -100,6 +113,31 @@ def _raters(n: int = 240, seed: int = 20260101) -> pd.DataFrame:
     })
 
 
+#: True parameters of the ``annotators`` simulation (the beta-binomial regression).
+ANNOTATORS_TRUTH = {
+    "Intercept": -0.4, "x1": 0.9, "x2": -0.5, "phi": 6.0,
+    "pool_effect": {"pool1": 0.5, "pool2": -0.6, "pool3": 0.1, "pool4": 0.7, "pool5": -0.3,
+                    "pool6": -0.4},
+}
+
+
+def _annotators(n: int = 300, seed: int = 20261130) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    t = ANNOTATORS_TRUTH
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    pools = np.array(list(t["pool_effect"]))
+    pool = pools[rng.integers(0, pools.size, size=n)]
+    u = np.array([t["pool_effect"][g] for g in pool])
+    mu = 1.0 / (1.0 + np.exp(-(t["Intercept"] + t["x1"] * x1 + t["x2"] * x2 + u)))
+    p = rng.beta(mu * t["phi"], (1.0 - mu) * t["phi"])
+    m = rng.integers(3, 21, size=n)
+    k = rng.binomial(m, p)
+    return pd.DataFrame({
+        "n_yes": k, "n_annotators": m, "share_yes": k / m, "x1": x1, "x2": x2,
+        "annotator_pool": pd.Categorical(pool, categories=list(pools)),
+    })
+
+
 BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
     "star98": BuiltinDataset(
         "star98",
@@ -116,6 +154,15 @@ BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
         ("p_a", "p_b", "p_c"),
         "n_raters",
         _raters,
+    ),
+    "annotators": BuiltinDataset(
+        "annotators",
+        "Simulated binary votes (fixed seed): n_yes of n_annotators (3-20) said yes; "
+        "share_yes = n_yes / n_annotators; covariates x1, x2, annotator_pool.",
+        ("n_yes",),
+        None,
+        _annotators,
+        trials="n_annotators",
     ),
 }
 

@@ -6,6 +6,12 @@ from softbayes.distributions.continuous_bernoulli import (
     continuous_bernoulli_mean,
     continuous_bernoulli_variance,
 )
+from softbayes.distributions.continuous_categorical import (
+    ContinuousCategorical,
+    continuous_categorical_draws,
+    continuous_categorical_logp,
+    continuous_categorical_mean,
+)
 from softbayes.distributions.glm import ContinuousBernoulliGLM, WeightedBernoulliGLM
 from softbayes.distributions.potentials import WeightedBernoulli, WeightedCategorical
 from softbayes.distributions.soft import SoftBernoulli, SoftCategorical
@@ -13,6 +19,7 @@ from softbayes.distributions.soft import SoftBernoulli, SoftCategorical
 __all__ = [
     "ContinuousBernoulli",
     "ContinuousBernoulliGLM",
+    "ContinuousCategorical",
     "SoftBernoulli",
     "SoftCategorical",
     "WeightedBernoulli",
@@ -21,4 +28,7 @@ __all__ = [
     "continuous_bernoulli_entropy",
     "continuous_bernoulli_mean",
     "continuous_bernoulli_variance",
+    "continuous_categorical_draws",
+    "continuous_categorical_logp",
+    "continuous_categorical_mean",
 ]

@@ -450,8 +450,8 @@ class FitAttrs:
                 self.family].model_options():
             owners = [n for n, c in FAMILIES.items() if "phi_formula" in c.model_options()]
             raise FitFileError(source, attr_key("phi_formula"),
-                               f"a phi formula belongs to the {' or '.join(owners)} family, "
-                               f"not {self.family!r}.")
+                               "a phi formula belongs only to a family with a precision phi "
+                               f"({', '.join(owners)}), not {self.family!r}.")
 
     def require(self, *names, source="the fit", why="the model cannot be rebuilt without it."):
         """Raise a :class:`FitFileError` for the first of ``names`` that is not set."""

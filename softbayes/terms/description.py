@@ -30,7 +30,7 @@ from softbayes.terms.design import (
     LinearDesign,
     check_columns,
     check_predictor_types,
-    parse_formula,
+    parse_response,
     rhs_variables,
     strip_tilde,
 )
@@ -43,6 +43,7 @@ from softbayes.terms.priors import (
     phi_prior,
     priors_table,
 )
+from softbayes.terms.response import Response
 from softbayes.terms.sandbox import check_formula
 
 __all__ = ["WEIGHTS_COLUMN", "ModelDescription", "as_description", "describe_model"]
@@ -64,6 +65,7 @@ class ModelDescription:
     data : pandas.DataFrame
         The rows the model is on: its used columns (labels, predictors, weights).
     label_columns, predictor_columns : tuple of str
+        (for a ``p(k, m)`` response the label column is ``k``; ``trials`` names ``m``)
     main : Predictor
         The linear predictor of the formula.
     phi : Predictor or None
@@ -88,6 +90,8 @@ class ModelDescription:
     state_data : pandas.DataFrame or None
         The rows the formula state was evaluated on, when not ``data`` (after
         :meth:`with_data`).
+    trials : str or int or None
+        The trials ``m`` of a ``p(k, m)`` response (a column or a number).
     """
 
     formula: str
@@ -108,6 +112,7 @@ class ModelDescription:
     fused: bool = True
     untrusted: bool = False
     state_data: pd.DataFrame | None = None
+    trials: str | int | None = None
 
     # -- derived facts ----------------------------------------------------------------------
     @property
@@ -118,6 +123,11 @@ class ModelDescription:
     def class_labels(self) -> list[str]:
         """The label columns as text (the classes of a multiclass family)."""
         return list(map(str, self.label_columns))
+
+    @property
+    def response(self) -> Response:
+        """The formula's left-hand side (:class:`~softbayes.terms.response.Response`)."""
+        return Response(tuple(self.label_columns), self.family.multiclass, self.trials)
 
     @property
     def rhs(self) -> str:
@@ -141,13 +151,19 @@ class ModelDescription:
 
     # -- labels -----------------------------------------------------------------------------
     def raw_labels(self, frame) -> np.ndarray:
-        """The labels of ``frame`` as given (before thresholding or squeezing)."""
-        return _raw_labels(self.family, self.label_columns, frame)
+        """The labels of ``frame`` as given (before thresholding or squeezing; the
+        proportions ``k / m`` of a ``p(k, m)`` response)."""
+        return self.response.labels(frame)
 
     def prepare_labels(self, frame, *, n_ref=None):
         """``(labels the likelihood sees, info)`` of the rows of ``frame``
         (:meth:`Family.prepare_labels`); ``info`` may hold a ``"warning"``."""
-        return _prepare_labels(self.family, self.label_columns, frame, n_ref)
+        return _prepare_labels(self.family, self.response, frame, n_ref)
+
+    def row_trials(self, frame) -> np.ndarray | None:
+        """The trials ``m`` of the rows of ``frame`` (None without a ``p(k, m)`` response or
+        when ``frame`` lacks the trials column)."""
+        return self.response.trials_of(frame) if self.response.has_trials(frame) else None
 
     def row_weights(self, frame) -> np.ndarray | None:
         """The row weights of ``frame`` (None without a weights column, or when the weights
@@ -166,22 +182,19 @@ class ModelDescription:
             raise ValueError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
         cols = list(self.predictor_columns)
         if labels:
-            cols = list(self.label_columns) + cols
+            cols = [c for c in self.response.data_columns if c not in cols] + cols
         check_columns(data, cols, what="model (prediction data)")
 
     # -- other rows, other labels -----------------------------------------------------------
     def with_labels(self, labels) -> ModelDescription:
-        """This description with other labels (same checks and preparation)."""
+        """This description with other labels as given (same checks and preparation; the
+        proportions ``k / m`` for a ``p(k, m)`` response)."""
         labels = np.asarray(labels, dtype=float)
         expected = ((self.n_obs, len(self.label_columns)) if self.family.multiclass
                     else (self.n_obs,))
         if labels.shape != expected:
             raise ValueError(f"labels: expected shape {expected}, got {labels.shape}.")
-        frame = self.data.copy()
-        if self.family.multiclass:
-            frame[list(self.label_columns)] = labels
-        else:
-            frame[self.label_columns[0]] = labels
+        frame = self.response.with_labels(self.data, labels)
         used, info = self.prepare_labels(frame)
         info.pop("warning", None)
         return dataclasses.replace(self, data=frame, labels=used, labels_info=info)
@@ -202,8 +215,9 @@ class ModelDescription:
             data[WEIGHTS_COLUMN] = np.asarray(weights)
         elif weights is not None:
             raise ValueError("set_data: weights= applies to models whose weights were an array.")
-        cols = [*self.label_columns, *self.predictor_columns]
-        cols += [self.weights_column] if self.weights_column is not None else []
+        cols = [c for c in self.response.data_columns if c not in self.predictor_columns]
+        cols += [*self.predictor_columns]
+        cols += [self.weights_column] if self.weights_column not in (None, *cols) else []
         check_columns(data, cols, what="model (new data)")
         frame = data[cols].reset_index(drop=True)
         if len(frame) == 0:
@@ -242,6 +256,9 @@ class ModelDescription:
         if self.family.multiclass:
             eta = np.concatenate([np.zeros((*eta.shape[:-1], 1)), eta], axis=-1)
         params = {"eta": eta}
+        trials = self.row_trials(data) if self.family.takes_trials else None
+        if trials is not None:
+            params["trials"] = trials
         if "phi" in self.family.parameters:
             if self.phi is None:
                 phi = np.asarray(posterior["phi"].transpose("chain", "draw").values, float)
@@ -249,6 +266,9 @@ class ModelDescription:
             else:
                 params["phi"] = np.exp(
                     self.phi.evaluate(posterior, data, new_groups=new_groups, rng=rng))
+        for name, _, _ in self.family.scalar_parameters():
+            params[name] = np.asarray(posterior[name].transpose("chain", "draw").values,
+                                      float)[:, :, None]
         return params
 
     def log_likelihood(self, posterior, data=None, *, n_ref=None, new_groups="error",
@@ -292,19 +312,15 @@ def as_description(model) -> ModelDescription:
 
 
 # --------------------------------------------------------------------------- construction
-def _raw_labels(family, label_columns, frame):
+def _prepare_labels(family, response, frame, n_ref=None):
     if family.multiclass:
-        return frame[list(label_columns)].to_numpy()
-    return frame[label_columns[0]].to_numpy()
-
-
-def _prepare_labels(family, label_columns, frame, n_ref=None):
-    if family.multiclass:
-        name = "label columns c(" + ", ".join(map(str, label_columns)) + ")"
+        name = "label columns " + response.text()
     else:
-        name = f"label column {label_columns[0]!r}"
-    return family.prepare_labels(_raw_labels(family, label_columns, frame), name=name,
-                                 index=frame.index, n_ref=n_ref)
+        name = response.text() if response.counts else f"label column {response.columns[0]!r}"
+    # only the count families take the trials (the others see the proportions k / m)
+    trials = {"trials": response.trials_of(frame)} if family.takes_trials else {}
+    return family.prepare_labels(response.labels(frame), name=name, index=frame.index,
+                                 n_ref=n_ref, **trials)
 
 
 def _option_owner(option) -> str:
@@ -331,7 +347,12 @@ def _check_formulas(formula, phi_formula, data, family, extra_names, untrusted):
     check_formula(formula, **sandbox)
     if phi_formula is not None:
         check_formula(phi_formula, rhs_only=True, **sandbox)
-    label_columns, rhs, multi = parse_formula(formula)
+    response, rhs = parse_response(formula)
+    label_columns, multi = response.columns, response.multiclass
+    if family.takes_trials and not response.counts:
+        raise ValueError(f"likelihood={family.name!r} models counts k of m trials: write the "
+                         f"response as 'p(k, m) ~ ...' (Bambi's binomial response), got "
+                         f"{formula!r}.")
     if family.multiclass and (not multi or len(label_columns) < 2):
         raise ValueError(
             f"likelihood={family.name!r} needs K >= 2 label columns: write the formula as "
@@ -343,14 +364,15 @@ def _check_formulas(formula, phi_formula, data, family, extra_names, untrusted):
             f"likelihood={family.name!r} takes one label column ('share ~ x'); for "
             f"probability vectors use likelihood={' or '.join(map(repr, multiclass))}."
         )
-    return label_columns, rhs
+    return response, rhs
 
 
-def _frame(data, label_columns, rhs, phi_formula, weights):
+def _frame(data, response, rhs, phi_formula, weights):
     """``(rows of the used columns, predictor columns, weights column)``."""
     pred_cols = sorted(rhs_variables(rhs))
     if phi_formula is not None:
         pred_cols = sorted(set(pred_cols) | rhs_variables(phi_formula))
+    label_columns = response.columns  # the trials m may also be a predictor
     overlap = set(pred_cols) & set(label_columns)
     if overlap:
         raise ValueError(f"Label column(s) {sorted(overlap)} also appear as predictors.")
@@ -365,8 +387,8 @@ def _frame(data, label_columns, rhs, phi_formula, weights):
             )
         weights_column = WEIGHTS_COLUMN
         extra[WEIGHTS_COLUMN] = w
-    used = list(label_columns) + pred_cols
-    named = [weights] if isinstance(weights, str) else []
+    used = [c for c in response.data_columns if c not in pred_cols] + pred_cols
+    named = [weights] if isinstance(weights, str) and weights not in used else []
     check_columns(data, used + named)
     check_predictor_types(data, pred_cols, rhs + " " + (phi_formula or ""))
     frame = data[used + named].copy()
@@ -404,6 +426,7 @@ def _priors(main, phi, family, user):
     if "phi" in family.parameters:
         entries += phi.entries() if phi is not None else [
             ("phi", "phi", phi_prior(), "precision", ())]
+    entries += [(name, name, prior, role, ()) for name, prior, role in family.scalar_parameters()]
     keys = [e[0] for e in entries]
     unknown = [k for k in user if k not in keys]
     if unknown:
@@ -442,11 +465,11 @@ def describe_model(formula, data, likelihood="weighted_bernoulli", priors=None, 
             "instead if weights are counts)."
         )
     extra_namespace = dict(extra_namespace or {})
-    label_columns, rhs = _check_formulas(formula, phi_formula, data, family,
-                                         set(extra_namespace), untrusted)
+    response, rhs = _check_formulas(formula, phi_formula, data, family,
+                                    set(extra_namespace), untrusted)
     phi_formula = None if phi_formula is None else strip_tilde(phi_formula)
-    frame, pred_cols, weights_column = _frame(data, label_columns, rhs, phi_formula, weights)
-    labels, info = _prepare_labels(family, label_columns, frame)
+    frame, pred_cols, weights_column = _frame(data, response, rhs, phi_formula, weights)
+    labels, info = _prepare_labels(family, response, frame)
     msg = info.pop("warning", None)
     if msg and not quiet:
         warnings.warn(msg, UserWarning, stacklevel=3)
@@ -455,7 +478,7 @@ def describe_model(formula, data, likelihood="weighted_bernoulli", priors=None, 
         w = validate_weights(frame[weights_column].to_numpy(), len(frame),
                              name=f"weights column {weights_column!r}")
     namespace = {**DEFAULT_NAMESPACE, **extra_namespace}
-    k_red = len(label_columns) - 1 if family.multiclass else None
+    k_red = len(response.columns) - 1 if family.multiclass else None
     main = Predictor(LinearDesign(rhs, frame, namespace), "", k_red)
     phi = None
     if phi_formula is not None:
@@ -464,9 +487,9 @@ def describe_model(formula, data, likelihood="weighted_bernoulli", priors=None, 
     _check_design(main.design, phi, family, len(frame), quiet)
     prior_map, rows = _priors(main, phi, family, priors or {})
     return ModelDescription(
-        formula=formula, family=family, data=frame, label_columns=tuple(label_columns),
+        formula=formula, family=family, data=frame, label_columns=tuple(response.columns),
         predictor_columns=pred_cols, main=main, phi=phi, priors=prior_map, prior_rows=rows,
         labels=labels, labels_info=info, weights=w, phi_formula=phi_formula,
         weights_column=weights_column, extra_namespace=extra_namespace, fused=bool(fused),
-        untrusted=bool(untrusted),
+        untrusted=bool(untrusted), trials=response.trials,
     )

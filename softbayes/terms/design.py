@@ -5,6 +5,8 @@ A formula is ``"<response> ~ <terms>"``. The response names the label column(s):
 * one column for the binary families: ``"share ~ x + log(z)"``;
 * ``c(col_1, ..., col_K)`` for ``soft_categorical``: ``"c(p_a, p_b, p_c) ~ x"`` (Bambi's
   multivariate-response syntax). The first column is the reference class.
+* ``p(k, m)``: ``k`` successes of ``m`` trials (Bambi's binomial response;
+  :mod:`softbayes.terms.response`), ``m`` a column or a positive whole number.
 
 Column names that are not Python identifiers go in backticks: ``"`p yes` ~ `age (y)`"``.
 The right-hand side is evaluated by formulae (Bambi's formula engine): numeric and
@@ -37,6 +39,7 @@ from formulae.environment import Environment
 from formulae.model_description import model_description
 from formulae.terms.terms import Intercept
 
+from softbayes.terms.response import Response
 from softbayes.terms.sandbox import check_formula, safe_namespace
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "check_design_size",
     "check_predictor_types",
     "parse_formula",
+    "parse_response",
     "rhs_variables",
 ]
 
@@ -63,8 +67,8 @@ def _unquote(name):
     return name[1:-1] if name.startswith("`") and name.endswith("`") else name
 
 
-def parse_formula(formula):
-    """Split ``"lhs ~ rhs"`` into ``(label columns, rhs, multiclass_syntax)``."""
+def parse_response(formula) -> tuple[Response, str]:
+    """Split ``"lhs ~ rhs"`` into ``(Response, rhs)`` (see :mod:`softbayes.terms.response`)."""
     if not isinstance(formula, str) or formula.count("~") != 1:
         raise ValueError(
             f"formula must be a string 'labels ~ predictors' with one '~', got {formula!r}. "
@@ -78,14 +82,30 @@ def parse_formula(formula):
         cols = [_unquote(c) for c in re.findall(_NAME, m.group(1))]
         if len(set(cols)) != len(cols):
             raise ValueError(f"formula {formula!r}: a label column is named twice.")
-        return cols, rhs, True
+        return Response(tuple(cols), multiclass=True), rhs
+    m = re.fullmatch(rf"p\(\s*({_NAME})\s*,\s*({_NAME}|[0-9]+)\s*\)", lhs)
+    if m:
+        k, trials = _unquote(m.group(1)), m.group(2)
+        trials = int(trials) if trials.isdigit() else _unquote(trials)
+        if trials == k or trials == 0:
+            raise ValueError(f"formula {formula!r}: p(k, m) needs a counts column k and a "
+                             "different trials column m (or a positive whole number).")
+        return Response((k,), trials=trials), rhs
     if re.fullmatch(_NAME, lhs):
-        return [_unquote(lhs)], rhs, False
+        return Response((_unquote(lhs),)), rhs
     raise ValueError(
-        f"formula {formula!r}: the left-hand side must name the label column ('share ~ x') "
-        "or, for K classes, the K probability columns ('c(p_a, p_b, p_c) ~ x'); "
-        "transformations of the labels are not supported, transform the column first."
+        f"formula {formula!r}: the left-hand side must name the label column ('share ~ x'), "
+        "the K probability columns ('c(p_a, p_b, p_c) ~ x') or counts of trials "
+        "('p(k, m) ~ x'); transformations of the labels are not supported, transform the "
+        "column first."
     )
+
+
+def parse_formula(formula):
+    """Split ``"lhs ~ rhs"`` into ``(label columns, rhs, multiclass_syntax)`` (for
+    ``p(k, m)`` the label columns are ``[k]``; :func:`parse_response` gives the trials)."""
+    response, rhs = parse_response(formula)
+    return list(response.columns), rhs, response.multiclass
 
 
 def strip_tilde(rhs):

@@ -692,3 +692,50 @@ def test_python_users_still_pass_their_own_functions(base, tmp_path):
     evil.attrs = {**fit.attrs, "softbayes_formula": "share ~ helpers.cube(x)"}
     with pytest.raises(FitFileError, match=r"helpers\.cube"):
         sb.Model.from_fit(evil, extra_namespace={"helpers": helpers})
+
+
+# --------------------------------------------------------------------------- counts p(k, m)
+
+COUNTS_REFUSED = [
+    "p(k) ~ x", "p(k, m, 3) ~ x", "p(k, 0) ~ x", "p(k, -3) ~ x", "p(k, 2.5) ~ x",
+    "p(k, True) ~ x", "p(k, 'm') ~ x", "p(k, m + 1) ~ x", "p(log(k), m) ~ x",
+    "p(k, np.f2py) ~ x", "p(k, m=m) ~ x", "p(p(k, m), m) ~ x", "c(p(k, m)) ~ x",
+    "p(k, m)[1] ~ x", "p(k, m).real ~ x", "np.p(k, m) ~ x", "P(k, m) ~ x",
+    "p(k, 10**9) ~ x", "p(k.__class__, m) ~ x", "p(k, m) + z ~ x",
+]
+
+
+def test_counts_response_is_the_only_new_form():
+    for formula in ("p(k, m) ~ x", "p(`k k`, `m m`) ~ x + (1|g)", "p(k, 5) ~ 1"):
+        check_formula(formula, columns=["k", "m", "x", "g", "k k", "m m"])
+    for formula in COUNTS_REFUSED:
+        with pytest.raises(FormulaError):
+            check_formula(formula, columns=["k", "m", "x"])
+    # p stays refused everywhere but as the response: on the right, in phi_formula
+    for formula in ("k ~ p(k, m)", "k ~ x + p(x, 10)", "~ I(p(k, m))"):
+        with pytest.raises(FormulaError, match="'p' is not allowed"):
+            check_formula(formula, columns=["k", "m", "x"])
+    with pytest.raises(FormulaError, match="no left-hand side"):
+        check_formula("p(k, m) ~ x", rhs_only=True)
+
+
+def test_counts_rows_are_validated_with_their_index():
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"k": rng.integers(0, 4, 30), "m": np.full(30, 4), "x": rng.normal(size=30)})
+    sb.Model("p(k, m) ~ x", df, likelihood="beta_binomial")
+    sb.Model("p(k, 4) ~ x", df, likelihood="binomial")
+    cases = {
+        "outside 0 <= k <= m": df.assign(k=df.k.where(df.index != 7, 5)),
+        "fewer than 1 trial": df.assign(m=df.m.where(df.index != 4, 0)),
+        "not whole": df.assign(k=df.k.astype(float).where(df.index != 9, 1.5)),
+        "whole numbers": df.assign(m=df.m.astype(str)),
+    }
+    for why, bad in cases.items():
+        with pytest.raises(ValueError, match=why):
+            sb.Model("p(k, m) ~ x", bad, likelihood="beta_binomial")
+    with pytest.raises(ValueError, match=r"index 7"):
+        sb.Model("p(k, m) ~ x", cases["outside 0 <= k <= m"], likelihood="weighted_bernoulli")
+    with pytest.raises(ValueError, match="not in the data"):
+        sb.Model("p(k, trials) ~ x", df, likelihood="beta_binomial")
+    with pytest.raises(ValueError, match=r"write the response as 'p\(k, m\)"):
+        sb.Model("k ~ x", df, likelihood="beta_binomial")

@@ -11,8 +11,9 @@ import pandas as pd
 
 from softbayes.analysis.comparison.cross_validation import (
     description_of,
-    kfold,
     kfold_folds,
+    kfold_result,
+    kfold_tasks,
     psis_loo,
     psis_means,
 )
@@ -27,6 +28,7 @@ from softbayes.analysis.comparison.result import Comparison
 from softbayes.analysis.diagnostics import FitDiagnostics, diagnose_fit
 from softbayes.analysis.predict import predict
 from softbayes.analysis.scores import SCORES, calibration_error, score_table
+from softbayes.backend.executor import as_executor
 from softbayes.io.fits import TRAINING_GROUP
 
 __all__ = ["compare"]
@@ -140,24 +142,60 @@ def _kfold_plan(records, fit_diag, *, loo, kfold_fallback, k, warns) -> list[str
     return refittable
 
 
-def _out_of_sample(records, elpd_data, use_kfold, *, k, seed, refit_kwargs, progress, warns):
+def _run_folds(records, use_kfold, folds, executor, *, seed, refit_kwargs, progress):
+    """Every fold of every K-fold fit as one list of tasks on ``executor`` (so that folds of
+    different fits run side by side); ``{name: [TaskResult per fold]}``."""
+    tasks, owner = [], []
+    for name in use_kfold:
+        fold_tasks = kfold_tasks(records[name], folds, executor, seed=seed,
+                                 refit_kwargs=refit_kwargs)
+        tasks += fold_tasks
+        owner += [name] * len(fold_tasks)
+    k = int(folds.max()) + 1
+    done = dict.fromkeys(use_kfold, 0)
+
+    def on_result(i, _):
+        done[owner[i]] += 1
+        if progress:
+            progress(owner[i], done[owner[i]], k)
+
+    results = executor.run(tasks, on_result=on_result)
+    by_fit: dict[str, list] = {name: [] for name in use_kfold}
+    for name, res in zip(owner, results, strict=True):
+        by_fit[name].append(res)
+    return by_fit
+
+
+def _out_of_sample(records, elpd_data, use_kfold, compute, *, k, seed, refit_kwargs,
+                   progress, warns):
     """Out-of-sample ELPDs (replaced in ``elpd_data`` for K-fold fits) and predictive means.
 
-    Returns the method per fit, the means per fit and the folds (None without K-fold).
+    ``compute``: ``(client, workers)`` of the refits (a cluster starts only if there are
+    refits). A fit whose K-fold refits failed keeps its PSIS-LOO, with a warning naming the
+    fold. Returns the method per fit, the means per fit and the folds (None without K-fold).
     """
     cv = {name: "psis-loo" for name in records}
     loo_means: dict[str, np.ndarray] = {}
     recs = list(records.values())
     folds = kfold_folds(recs[0].n_obs, k, seed) if use_kfold else None
+    by_fit = {}
+    if use_kfold:
+        with as_executor(compute[0], workers=compute[1]) as executor:
+            by_fit = _run_folds(records, use_kfold, folds, executor, seed=seed,
+                                refit_kwargs=refit_kwargs, progress=progress)
     for r in recs:
-        if r.name in use_kfold:
-            elpd_data[r.name], loo_means[r.name] = kfold(
-                r, folds, seed=seed, refit_kwargs=refit_kwargs, progress=progress
-            )
+        bad = [res for res in by_fit.get(r.name, []) if not res.ok]
+        if r.name in by_fit and not bad:
+            elpd_data[r.name], loo_means[r.name] = kfold_result(r, folds, by_fit[r.name])
             cv[r.name] = f"kfold(k={k})"
-        else:
-            draws = predict(r.fit, kind="mean", model=description_of(r))
-            loo_means[r.name] = psis_means(r, elpd_data[r.name], draws)
+            continue
+        if bad:
+            warns.append(
+                f"{r.name}: K-fold failed ({len(bad)} of {k} folds; {bad[0].label}: "
+                f"{bad[0].error}); its PSIS-LOO estimate is kept."
+            )
+        draws = predict(r.fit, kind="mean", model=description_of(r))
+        loo_means[r.name] = psis_means(r, elpd_data[r.name], draws)
     if len(set(cv.values())) > 1:
         warns.append(
             "Out-of-sample estimates mix PSIS-LOO and K-fold "
@@ -244,6 +282,8 @@ def compare(
     refit_kwargs: Mapping[str, Any] | None = None,
     progress=None,
     warn: bool = True,
+    client=None,
+    workers: int | None = None,
 ) -> Comparison:
     r"""Compare softbayes fits of the same soft labels, refusing invalid ELPD rankings.
 
@@ -286,10 +326,17 @@ def compare(
         refit does. Held-out rows of a group level absent from their training folds are
         predicted as a new group (effects drawn from the fitted group distribution).
     progress : callable, optional
-        ``progress(fit_name, fold, k)`` after each K-fold refit.
+        ``progress(fit_name, fold, k)`` after each K-fold refit (``fold``: how many of
+        that fit's refits have finished).
     warn : bool, default True
         Also emit the collected warnings (:attr:`Comparison.warnings`) as one Python
         ``UserWarning``.
+    client : distributed.Client or softbayes.backend.Executor, optional
+        Run the K-fold refits on this Dask cluster (or executor); default serially, here.
+        The numbers do not depend on where the refits run (seeds per fold).
+    workers : int, optional
+        Run the K-fold refits on a local Dask cluster of this many processes, started and
+        closed by this call (not with ``client``).
 
     Returns
     -------
@@ -326,8 +373,8 @@ def compare(
         records, fit_diag, loo=loo, kfold_fallback=kfold_fallback, k=k, warns=warns
     )
     cv, loo_means, folds = _out_of_sample(
-        records, elpd_data, use_kfold, k=k, seed=seed, refit_kwargs=refit_kwargs,
-        progress=progress, warns=warns,
+        records, elpd_data, use_kfold, (client, workers), k=k, seed=seed,
+        refit_kwargs=refit_kwargs, progress=progress, warns=warns,
     )
     elpd_tables, cross = _elpd_tables(
         records, groups, elpd_data, method=method, elpd=elpd, warns=warns, notes=notes

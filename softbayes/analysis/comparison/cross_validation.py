@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 
 import numpy as np
@@ -11,18 +13,27 @@ from scipy import special as sp
 from softbayes.analysis.comparison.groups import (
     SAMPLE_DIMS,
     FitRecord,
+    fit_record,
     group_dataset,
     training_frame,
 )
 from softbayes.analysis.predict import predict
 from softbayes.analysis.scores import loo_predictive_mean
-from softbayes.backend import Refitter
+from softbayes.backend.executor import Executor, Task, as_executor, cached_refitter, task_seed
 from softbayes.io.fits import description_from_fit
 
-__all__ = ["description_of", "kfold", "kfold_folds", "psis_loo", "psis_means"]
-
-# seeds of the fold refits: the comparison's seed plus a prime times the fold number
-FOLD_SEED_STEP = 7919
+__all__ = [
+    "description_of",
+    "fold_task",
+    "kfold",
+    "kfold_fit",
+    "kfold_folds",
+    "kfold_result",
+    "kfold_tasks",
+    "psis_loo",
+    "psis_means",
+    "structure_key",
+]
 
 
 def description_of(rec: FitRecord):
@@ -88,30 +99,84 @@ def _fit_options(rec: FitRecord, seed, refit_kwargs) -> tuple[int, dict]:
     return int(fit_kwargs.pop("random_seed", seed)), fit_kwargs
 
 
-def _fold_fits(rec: FitRecord, folds: np.ndarray, seed: int, fit_kwargs: dict):
-    """Refit the fit's model on each training fold.
+def structure_key(rec: FitRecord) -> str:
+    """A key of the fit's model structure (its attrs: formula, family, priors, options and
+    the hashes of its data), for :func:`softbayes.backend.executor.cached_refitter`."""
+    text = json.dumps({str(k): str(v) for k, v in rec.fit.attrs.items()}, sort_keys=True)
+    return "kfold-" + hashlib.sha256(text.encode()).hexdigest()[:32]
 
-    Yields ``(held-out rows, held-out frame, training rows, fold description, fold fit)``;
-    the fold description is the model on the training rows, whose size is the one the
-    family's label transformations use for the held-out labels. One refitter serves all
-    folds: each fold swaps its training rows in, reusing the compiled sampler; the formula
-    state (levels, ``scale()`` parameters) is that of all rows, so every group level has a
-    parameter. The description's formulas were rebuilt (and sandbox-checked) from the fit's
-    attrs and are still untrusted: they came from a file.
+
+def fold_task(description, frame, seed, *, structure, test, fit_kwargs):
+    """Task function of one fold: refit on the rows of ``frame`` not in ``test``, predict
+    and score the held-out rows ``test``.
+
+    One compiled model per worker serves all folds of a structure (``structure``): each
+    fold swaps its training rows in; the formula state (levels, ``scale()`` parameters) is
+    that of all rows, so every group level has a parameter. A group level absent from the
+    training rows keeps its prior-drawn effect (the fitted group distribution), as
+    ``new_groups="sample"`` draws it. The description's formulas were rebuilt (and
+    sandbox-checked) from the fit's attrs and are still untrusted: they came from a file.
+
+    Returns ``{"lpd": log mean likelihood of each held-out row, "means": their predictive
+    means, "n_samples": posterior draws, "n_train": training rows}``.
     """
-    frame = training_frame(rec.fit)
+    test = np.asarray(test, dtype=int)
+    train_rows = np.setdiff1d(np.arange(len(frame)), test)
+    refitter = cached_refitter(structure, description)
+    refitter.set_data(frame.iloc[train_rows].reset_index(drop=True))
+    fit_j = refitter.fit(random_seed=seed, **fit_kwargs)
+    held = frame.iloc[test].reset_index(drop=True)
+    fold_model = refitter.description
+    ll = predict(fit_j, held, kind="log_likelihood", model=fold_model, new_groups="sample",
+                 random_seed=seed)
+    ll_v = ll.transpose("chain", "draw", "obs").values.reshape(-1, len(test))
+    mu = predict(fit_j, held, kind="mean", model=fold_model, new_groups="sample",
+                 random_seed=seed)
+    return {
+        "lpd": sp.logsumexp(ll_v, axis=0) - np.log(ll_v.shape[0]),
+        "means": mu.mean(dim=list(SAMPLE_DIMS)).transpose("obs", ...).values,
+        "n_samples": ll_v.shape[0],
+        "n_train": len(train_rows),
+    }
+
+
+def kfold_tasks(rec: FitRecord, folds: np.ndarray, executor, *, seed, refit_kwargs):
+    """The K-fold refits of a fit as :class:`~softbayes.backend.executor.Task` (one per
+    fold): the description and the training rows are scattered once, fold ``j``'s seed is
+    ``task_seed(seed, "fold", j)`` (``seed``: ``refit_kwargs["random_seed"]`` if given)."""
+    seed, fit_kwargs = _fit_options(rec, seed, refit_kwargs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        refitter = Refitter(description_of(rec), frame)
-    for j in range(int(folds.max()) + 1):
+        description = executor.scatter(description_of(rec))
+    frame = executor.scatter(training_frame(rec.fit))
+    k = int(folds.max()) + 1
+    key = structure_key(rec)
+    return [
+        Task(fold_task, description, frame, task_seed(seed, "fold", j),
+             label=f"fold {j + 1} of {k} of model {rec.name}",
+             options={"structure": key, "test": np.flatnonzero(folds == j),
+                      "fit_kwargs": fit_kwargs})
+        for j in range(k)
+    ]
+
+
+def kfold_result(rec: FitRecord, folds: np.ndarray, results):
+    """The K-fold ELPD object and held-out predictive means from the results of
+    :func:`kfold_tasks` (all successful)."""
+    k = int(folds.max()) + 1
+    elpd_i = np.empty(rec.n_obs)
+    means = None
+    n_samples = None
+    for j, res in enumerate(results):
         test = np.flatnonzero(folds == j)
-        train = frame.iloc[np.flatnonzero(folds != j)].reset_index(drop=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            refitter.set_data(train)
-            fit_j = refitter.fit(random_seed=seed + FOLD_SEED_STEP * (j + 1), **fit_kwargs)
-        held = frame.iloc[test].reset_index(drop=True)
-        yield test, held, train, refitter.description, fit_j
+        out = res.value
+        elpd_i[test] = out["lpd"] + rec.likelihood.label_log_jacobian(out["n_train"],
+                                                                      rec.n_columns)
+        if means is None:
+            means = np.empty((rec.n_obs, *np.shape(out["means"])[1:]))
+        means[test] = out["means"]
+        n_samples = out["n_samples"]
+    return _kfold_elpd(rec, elpd_i, n_samples, k), means
 
 
 def _kfold_elpd(rec: FitRecord, elpd_i: np.ndarray, n_samples: int, k: int):
@@ -138,32 +203,50 @@ def _kfold_elpd(rec: FitRecord, elpd_i: np.ndarray, n_samples: int, k: int):
     )
 
 
-def kfold(rec: FitRecord, folds: np.ndarray, *, seed, refit_kwargs, progress):
+def kfold(rec: FitRecord, folds: np.ndarray, *, seed, refit_kwargs, progress=None,
+          executor=None):
     """Exact K-fold: refit on each training fold, predict and score the held-out fold.
 
-    Returns the K-fold ELPD object and the held-out predictive means.
+    The folds run on ``executor`` (:class:`~softbayes.backend.executor.Executor`; default
+    serial). Returns the K-fold ELPD object and the held-out predictive means.
+
+    Raises
+    ------
+    RuntimeError
+        A fold's refit failed (the message names the fold and the reason).
     """
-    seed, fit_kwargs = _fit_options(rec, seed, refit_kwargs)
-    k = int(folds.max()) + 1
-    means = None
-    elpd_i = np.empty(rec.n_obs)
-    n_samples = None
-    fold_fits = _fold_fits(rec, folds, seed, fit_kwargs)
-    for j, (test, held, train, description, fit_j) in enumerate(fold_fits):
-        # a group level absent from the training rows keeps its prior-drawn effect (the
-        # fitted group distribution), as new_groups="sample" would draw it
-        ll = predict(fit_j, held, kind="log_likelihood", model=description,
-                     new_groups="sample", random_seed=seed)
-        ll_v = ll.transpose("chain", "draw", "obs").values.reshape(-1, len(test))
-        n_samples = ll_v.shape[0]
-        jac = rec.likelihood.label_log_jacobian(len(train))
-        elpd_i[test] = sp.logsumexp(ll_v, axis=0) - np.log(n_samples) + jac
-        mu = predict(fit_j, held, kind="mean", model=description,
-                     new_groups="sample", random_seed=seed)
-        mu_v = mu.mean(dim=list(SAMPLE_DIMS)).transpose("obs", ...).values
-        if means is None:
-            means = np.empty((rec.n_obs, *mu_v.shape[1:]))
-        means[test] = mu_v
+    executor = Executor() if executor is None else executor
+    tasks = kfold_tasks(rec, folds, executor, seed=seed, refit_kwargs=refit_kwargs)
+    k = len(tasks)
+    done = []
+
+    def on_result(_, res):
+        done.append(res)
         if progress:
-            progress(rec.name, j + 1, k)
-    return _kfold_elpd(rec, elpd_i, n_samples, k), means
+            progress(rec.name, len(done), k)
+
+    results = executor.run(tasks, on_result=on_result)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise RuntimeError(f"{failed[0].label}: {failed[0].error}")
+    return kfold_result(rec, folds, results)
+
+
+def kfold_fit(fit, k: int = 10, *, seed: int = 0, description=None, refit_kwargs=None,
+              client=None, workers=None, progress=None):
+    """Exact K-fold cross-validation of one fit: its model refitted without each of ``k``
+    random folds (:func:`kfold_folds` with ``seed``), each held-out fold scored.
+
+    ``description``: the fit's model description (default: rebuilt from the fit's attrs).
+    ``refit_kwargs``: sampler options of the refits (default: those the fit recorded).
+    ``client`` / ``workers``: run the folds on Dask (see :func:`softbayes.compare`).
+    Returns ArviZ's K-fold ELPD object (``kind == "loo_kfold"``, pointwise ``elpd_i``).
+    """
+    rec = fit_record("fit", fit)
+    if description is not None:
+        rec.description = description
+    folds = kfold_folds(rec.n_obs, int(k), seed)
+    with as_executor(client, workers=workers) as executor:
+        elpd, _ = kfold(rec, folds, seed=seed, refit_kwargs=refit_kwargs, progress=progress,
+                        executor=executor)
+    return elpd

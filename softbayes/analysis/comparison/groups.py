@@ -10,6 +10,7 @@ import numpy as np
 
 from softbayes.io.attrs import FitAttrs, attr_key
 from softbayes.io.fits import TRAINING_GROUP, dataset_to_frame
+from softbayes.terms.design import parse_response
 from softbayes.terms.families import Family, family_class, family_names, get_family
 
 __all__ = [
@@ -116,6 +117,8 @@ class FitRecord:
         The soft labels the common-scale scores use.
     log_jacobian : float
         Per-observation log-Jacobian putting the ELPD on the scale of the labels as given.
+    n_columns : int
+        Number of label columns (K for a multiclass family).
     notes : list of str
         Plain sentences for the report.
     """
@@ -132,6 +135,7 @@ class FitRecord:
     description: Any = None
     labels: np.ndarray | None = None
     log_jacobian: float = 0.0
+    n_columns: int = 1
     notes: list[str] = field(default_factory=list)
 
 
@@ -188,18 +192,21 @@ def fit_record(name, fit) -> FitRecord:
         labels_hash=attrs.labels_hash,
         ll_var=ll_var,
         likelihood=family,
+        n_columns=len(attrs.label_columns or ()) or 1,
     )
     if rec.n_obs != n_obs:
         raise ValueError(
             f"fit {name!r}: {attr_key('n_obs')} is {rec.n_obs} but its log-likelihood has "
             f"{n_obs} pointwise terms."
         )
-    rec.log_jacobian = family.label_log_jacobian(rec.n_obs)
+    rec.log_jacobian = family.label_log_jacobian(rec.n_obs, rec.n_columns)
     if rec.log_jacobian:
-        # a constant per-observation Jacobian of a density on [0, 1] is that of an affine
-        # map of [0, 1] into itself: the labels were squeezed towards the interior
+        # a constant per-observation Jacobian of a density of the label is that of an affine
+        # map of the label space ([0, 1] or the simplex) into itself: the labels were
+        # squeezed towards the interior
+        space = "the simplex" if family.multiclass else "[0, 1]"
         rec.notes.append(
-            f"{name}: {rec.family} fit to labels squeezed into the interior of [0, 1] by its "
+            f"{name}: {rec.family} fit to labels squeezed into the interior of {space} by its "
             "family; its ELPD is put on the scale of the original labels with the "
             f"log-Jacobian {rec.log_jacobian:.4f} per observation."
         )
@@ -207,8 +214,12 @@ def fit_record(name, fit) -> FitRecord:
 
 
 def soft_labels(rec: FitRecord) -> np.ndarray:
-    """The labels as given (before any thresholding or squeezing)."""
+    """The labels as given (before any thresholding or squeezing; the proportions k / m of
+    a ``p(k, m)`` response)."""
     cols = rec.attrs.label_columns
+    response = parse_response(rec.attrs.formula)[0] if rec.attrs.formula else None
+    if TRAINING_GROUP in rec.fit.children and response is not None and response.counts:
+        return response.labels(training_frame(rec.fit))
     if TRAINING_GROUP in rec.fit.children and cols is not None:
         values = training_frame(rec.fit)[cols].to_numpy(dtype=float)
         return values[:, 0] if not rec.likelihood.multiclass and len(cols) == 1 else values

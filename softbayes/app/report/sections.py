@@ -8,6 +8,7 @@ import pandas as pd
 from softbayes.app.report.content import DataSummary, ModelSection, Table
 from softbayes.app.report.figures import label_figure
 from softbayes.io.attrs import FitAttrs
+from softbayes.terms.families import FAMILIES, family_class
 
 __all__ = ["data_summary", "model_section"]
 
@@ -89,11 +90,9 @@ def _label_notes(attrs: FitAttrs) -> list[str]:
             f"{attrs.n_thresholded} soft labels were thresholded at "
             f"{threshold} to 0/1 for this hard-label baseline."
         )
-    if attrs.n_squeezed:
-        notes.append(
-            f"{attrs.n_squeezed} labels at exactly 0 or 1 were squeezed "
-            "(Smithson-Verkuilen, (y(n-1)+1/2)/n) for the Beta density."
-        )
+    note = family_class(attrs.family).squeeze_note if attrs.family in FAMILIES else None
+    if attrs.n_squeezed and note:
+        notes.append(note.format(n=attrs.n_squeezed))
     return notes
 
 
@@ -107,6 +106,8 @@ def model_section(name, fit, *, group="", description="", time=None, cached=None
     a = FitAttrs.from_attrs(fit.attrs, warn_unknown=False)
     opts = dict(a.options or {})
     weights = opts.pop("weights", None) or ""
+    if a.calibration not in (None, "none"):  # an option of the fit, shown with the model's
+        opts["calibrate"] = a.calibration
     sampler = (f"{_or_unknown(a.sampler)}: {_or_unknown(a.chains)} chains x "
                f"{_or_unknown(a.draws)} draws ({_or_unknown(a.tune)} tuning)")
     return ModelSection(

@@ -100,8 +100,10 @@ def coefficient_table(fits: dict, names) -> Table:
     return Table.from_frame(
         "coefficients", "Coefficients (posterior mean (sd), link scale)",
         _side_by_side(long, names),
-        caption=("Population-level parameters on each family's link scale (logit of the mean; "
-                 "logit of lambda for the Continuous Bernoulli; log phi parts for Beta)."),
+        caption=("Population-level parameters on each family's link scale (logit of the mean, "
+                 "for K classes its log-ratios to the reference class; logit of lambda for the "
+                 "Continuous Bernoulli and natural parameters for the continuous categorical, "
+                 "not the mean; log phi parts for Beta and Dirichlet)."),
         raw=long,
     )
 

@@ -69,12 +69,13 @@ def caveats(cmp, elpd_tables) -> list[str]:
     out = []
     groups = [g for g in elpd_tables if g != CROSS_GROUP]
     if len(groups) > 1:
+        kinds = "; ".join(GROUP_DESCRIPTIONS.get(g, g) for g in groups)
         out.append(
-            "ELPDs of different groups are not comparable: a density of the label (Continuous "
-            "Bernoulli, Beta), the weighted-Bernoulli cross-entropy and a Bernoulli probability "
-            "of thresholded labels are different kinds of numbers (log C(lambda) >= log 2 alone "
-            "would make the Continuous Bernoulli 'win' by 0.69 nats per observation). Choose "
-            "across groups with the common-scale scores."
+            f"ELPDs of different groups are not comparable: {kinds} are different kinds of "
+            "numbers (a density of the label can 'win' a naive comparison whatever the fit: "
+            "log C(lambda) >= log 2 alone would give the Continuous Bernoulli 0.69 nats per "
+            "observation over a cross-entropy). Choose across groups with the common-scale "
+            "scores."
         )
     present = set(cmp.families.values())
     out += [family_class(name).comparison_note for name in family_names()
@@ -86,6 +87,18 @@ def caveats(cmp, elpd_tables) -> list[str]:
             "before relying on these models' numbers; more draws or chains usually help."
         )
     if cmp.cv and any(v != "psis-loo" for v in cmp.cv.values()):
-        out.append("Some out-of-sample estimates come from exact K-fold refits "
-                   "(PSIS-LOO was unreliable); see the cv column.")
+        out.append(_kfold_statement(cmp.cv))
     return out
+
+
+def _kfold_statement(cv: dict) -> str:
+    """Which models' ELPDs and scores come from exact K-fold refits, which from PSIS-LOO."""
+    kfold = [str(n) for n, v in cv.items() if v != "psis-loo"]
+    psis = [str(n) for n, v in cv.items() if v == "psis-loo"]
+    methods = sorted({v for v in cv.values() if v != "psis-loo"})
+    text = (f"The ELPDs and scores of {', '.join(kfold)} come from exact K-fold "
+            f"cross-validation ({', '.join(methods)} in the cv column: each model refitted "
+            "without each fold, the same folds for every model)")
+    if psis:
+        text += f"; those of {', '.join(psis)} from PSIS-LOO"
+    return text + ". See the cv column."

@@ -15,6 +15,9 @@ Format (``models/<name>.toml``; every key but ``[data]`` and ``[[models]]`` is o
     # path = "data/shares.csv"           # a CSV or Parquet file relative to this spec
     labels = "share_above"               # label column; K classes: ["p_a", "p_b", "p_c"]
     # weights = "n_raters"               # row weights, used by the families that take them
+    # trials = "n_annotators"            # labels are counts k of these m trials: the models'
+                                         # response is p(k, m); beta_binomial and binomial
+                                         # model the counts, the others see k / m
     # sep = ";"                          # CSV separator (default ","; also ";", "\t", "|",
                                          # " ", ":" or "\\s+"; never a regular expression)
 
@@ -31,18 +34,26 @@ Format (``models/<name>.toml``; every key but ``[data]`` and ``[[models]]`` is o
     # k = 10
     # n_bins = 10
 
+    [compute]                            # where the fits run (default: this process)
+    # workers = 2                        # local Dask worker processes (1 to 64); a scheduler
+                                         # address only from --scheduler, never a spec
+
     [[models]]                           # one table per candidate model
     name = "Continuous Bernoulli"
     likelihood = "continuous_bernoulli"  # weighted_bernoulli, continuous_bernoulli, beta,
-                                         # bernoulli, soft_categorical
+                                         # bernoulli, soft_categorical, beta_binomial,
+                                         # binomial, ... (softbayes.terms.families)
     formula = "~ scale(LOWINC) + scale(PERASIAN)"   # left-hand side from [data] labels
     # description = "..."
     # [models.priors]                    # overrides, see softbayes.terms.priors
     # "scale(LOWINC)" = { dist = "Normal", mu = 0, sigma = 1 }
     # [models.options]                   # family options
-    # squeeze = true                     # beta: Smithson-Verkuilen squeeze of 0/1 labels
+    # squeeze = true                     # beta: Smithson-Verkuilen squeeze of 0/1 labels;
+                                         # dirichlet: (y(n-1)+1/K)/n of zero shares
     # threshold = 0.5                    # bernoulli: cut of the soft labels
-    # phi_formula = "~ scale(LOWINC)"    # beta: formula of log(phi)
+    # phi_formula = "~ scale(LOWINC)"    # beta, dirichlet: formula of log(phi)
+    # calibrate = "sandwich"             # or "dispersion": Model.fit(calibrate=...), for the
+                                         # calibratable families, no group-level terms
     # [models.sampler]                   # per-model overrides of [sampler]
 
 Errors (:class:`SpecError`) name the file, the line and the key, e.g.
@@ -59,7 +70,14 @@ from softbayes.app.spec.data_files import SEPARATORS, read_table
 from softbayes.app.spec.errors import SpecError
 from softbayes.app.spec.loader import check_spec, load_spec
 from softbayes.app.spec.names import SPEC_NAME_MAX, check_spec_name
-from softbayes.app.spec.schema import CompareSettings, DataSpec, ModelSpec, SamplerSettings, Spec
+from softbayes.app.spec.schema import (
+    CompareSettings,
+    ComputeSettings,
+    DataSpec,
+    ModelSpec,
+    SamplerSettings,
+    Spec,
+)
 from softbayes.app.spec.sections import SAMPLER_KEYS
 
 __all__ = [
@@ -67,6 +85,7 @@ __all__ = [
     "SEPARATORS",
     "SPEC_NAME_MAX",
     "CompareSettings",
+    "ComputeSettings",
     "DataSpec",
     "ModelSpec",
     "SamplerSettings",

@@ -15,6 +15,7 @@ from softbayes.app.spec.schema import SamplerSettings, Spec
 from softbayes.app.spec.sections import (
     TOP_LEVEL_KEYS,
     read_compare,
+    read_compute,
     read_data,
     read_models,
     read_sampler,
@@ -70,10 +71,12 @@ def load_spec(path) -> Spec:
     data = read_data(c, raw["data"])
     sampler = read_sampler(c, raw.get("sampler", {}), ("sampler",), SamplerSettings())
     compare = read_compare(c, raw.get("compare", {}))
+    compute = read_compute(c, raw.get("compute", {}))
     models = read_models(c, raw["models"], data, sampler)
     return Spec(
         name=path.stem, path=path, title=title, description=description, seed=seed, data=data,
         sampler=sampler, compare=compare, models=models, text=text, line_index=c.index,
+        compute=compute,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from softbayes.terms.families import family_class, family_names
 
 __all__ = [
     "CompareSettings",
+    "ComputeSettings",
     "DataSpec",
     "ModelSpec",
     "SamplerSettings",
@@ -29,11 +31,12 @@ __all__ = [
 
 
 def model_option_names() -> tuple[str, ...]:
-    """Every option some family's model takes (``[models.options]`` keys), registry order."""
+    """Every option some family's model takes (``[models.options]`` keys), registry order,
+    and ``calibrate`` (an option of the fit, :meth:`softbayes.Model.fit`)."""
     names: dict[str, None] = {}
     for fam in family_names():
         names.update(dict.fromkeys(family_class(fam).model_options()))
-    return tuple(names)
+    return (*names, "calibrate")
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,17 @@ class CompareSettings:
 
 
 @dataclass(frozen=True)
+class ComputeSettings:
+    """Where the fits run (``[compute]``): ``workers`` local processes (None: serially).
+
+    A scheduler address is never read from a spec (Dask's protocol unpickles what it
+    receives, and a spec is untrusted): it comes from the command line or Python only.
+    """
+
+    workers: int | None = None
+
+
+@dataclass(frozen=True)
 class DataSpec:
     """Where the data is and which columns are labels and weights (``[data]``)."""
 
@@ -99,6 +113,17 @@ class DataSpec:
     builtin: str | None = None
     weights: str | None = None
     sep: str = ","
+    trials: str | None = None
+
+    def response(self) -> str:
+        """The left-hand side of the models' formulas: the label column(s), or
+        ``p(labels, trials)`` when ``trials`` names the trials column (the count families
+        model the counts, the others see the proportions labels / trials)."""
+        names = [c if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", c) else f"`{c}`"
+                 for c in (*self.labels, *([self.trials] if self.trials else []))]
+        if self.trials:
+            return f"p({names[0]}, {names[1]})"
+        return names[0] if len(names) == 1 else "c(" + ", ".join(names) + ")"
 
     @property
     def multiclass(self) -> bool:
@@ -132,6 +157,14 @@ class ModelSpec:
     def uses_weights(self) -> bool:
         """Whether the family takes row weights (then ``[data] weights`` applies)."""
         return family_class(self.likelihood).supports_weights
+
+    def fit_kwargs(self) -> dict:
+        """Keyword arguments of :meth:`softbayes.Model.fit`: the sampler's and
+        ``calibrate`` (``[models.options]``)."""
+        kw = self.sampler.fit_kwargs()
+        if self.options.get("calibrate") is not None:
+            kw["calibrate"] = self.options["calibrate"]
+        return kw
 
     def model_kwargs(self, data_spec: DataSpec) -> dict:
         """Keyword arguments of :class:`softbayes.Model` (besides formula and data)."""
@@ -172,6 +205,7 @@ class Spec:
     models: list[ModelSpec]
     text: str = field(repr=False, default="")
     line_index: LineIndex | None = field(repr=False, default=None)
+    compute: ComputeSettings = field(default_factory=ComputeSettings)
 
     # -- errors -----------------------------------------------------------------------------
     def error(self, message: str, path: tuple) -> SpecError:
@@ -214,6 +248,11 @@ class Spec:
             raise self.error(
                 f"weights column {self.data.weights!r} not in the data (columns: {_cols(cols)}).",
                 ("data", "weights"),
+            )
+        if self.data.trials is not None and self.data.trials not in cols:
+            raise self.error(
+                f"trials column {self.data.trials!r} not in the data (columns: {_cols(cols)}).",
+                ("data", "trials"),
             )
         return df
 
@@ -274,6 +313,8 @@ def _blame(ms: ModelSpec, message: str) -> tuple:
         return (*base, "options")
     if "weights" in low:
         return ("data", "weights")
+    if "trials" in low or "p(k, m)" in low:
+        return ("data", "trials")
     if "likelihood" in low and "formula" not in low:
         return (*base, "likelihood")
     return (*base, "formula")

@@ -4,20 +4,22 @@ each checking its keys and building its dataclass."""
 from __future__ import annotations
 
 import difflib
-import re
 
 from softbayes.app.spec.checker import Checker, type_name
 from softbayes.app.spec.data_files import SEPARATOR_HINT, SEPARATORS
 from softbayes.app.spec.schema import (
     CompareSettings,
+    ComputeSettings,
     DataSpec,
     ModelSpec,
     SamplerSettings,
     model_option_names,
 )
 from softbayes.backend import SAMPLERS
+from softbayes.backend.calibration_math import CALIBRATIONS, calibratable_families
+from softbayes.backend.executor import MAX_WORKERS
 from softbayes.data.datasets import BUILTIN_DATASETS
-from softbayes.terms.design import parse_formula
+from softbayes.terms.design import parse_response
 from softbayes.terms.families import family_class, family_names
 from softbayes.terms.priors import PriorError, validate_prior
 from softbayes.terms.sandbox import FormulaError, check_formula
@@ -26,6 +28,7 @@ __all__ = [
     "SAMPLER_KEYS",
     "TOP_LEVEL_KEYS",
     "read_compare",
+    "read_compute",
     "read_data",
     "read_models",
     "read_priors",
@@ -33,7 +36,10 @@ __all__ = [
 ]
 
 SAMPLER_KEYS = ("draws", "tune", "chains", "sampler", "target_accept", "cores")
-TOP_LEVEL_KEYS = ("title", "description", "seed", "data", "sampler", "compare", "models")
+TOP_LEVEL_KEYS = ("title", "description", "seed", "data", "sampler", "compare", "compute",
+                  "models")
+# keys that would name a Dask scheduler: refused with the reason, not as unknown keys
+_SCHEDULER_KEYS = ("scheduler", "address", "scheduler_address", "client")
 _MODEL_KEYS = ("name", "likelihood", "formula", "description", "priors", "options", "sampler")
 
 # How a family option's value is checked here, with the key's line in the message: option ->
@@ -80,12 +86,18 @@ def _labels(c: Checker, labels) -> tuple[str, ...]:
 
 def read_data(c: Checker, raw) -> DataSpec:
     """``[data]``: exactly one of ``path`` and ``builtin``, the label and weight columns."""
-    d = c.table(raw, ("data",), ("path", "builtin", "labels", "weights", "sep"),
+    d = c.table(raw, ("data",), ("path", "builtin", "labels", "weights", "sep", "trials"),
                 required=("labels",))
     if ("path" in d) == ("builtin" in d):
         c.fail("give exactly one of 'path' (a CSV/Parquet file next to the spec) and "
                "'builtin' (a built-in data set name).", ("data",))
     labels = _labels(c, d["labels"])
+    trials = c.typed(d, "trials", ("data",), "str", None,
+                     lambda v: v.strip() != "" and v not in labels,
+                     "must name the column of trials m, not a label column")
+    if trials is not None and len(labels) > 1:
+        c.fail("trials (counts k of m trials) takes one label column of counts k, not "
+               f"{len(labels)}.", ("data", "trials"))
     builtin = c.typed(d, "builtin", ("data",), "str")
     if builtin is not None and builtin not in BUILTIN_DATASETS:
         c.fail(f"unknown built-in data set {builtin!r}; available: "
@@ -96,6 +108,7 @@ def read_data(c: Checker, raw) -> DataSpec:
         builtin=builtin,
         weights=c.typed(d, "weights", ("data",), "str"),
         sep=c.typed(d, "sep", ("data",), "str", ",", lambda v: v in SEPARATORS, SEPARATOR_HINT),
+        trials=trials,
     )
 
 
@@ -123,6 +136,24 @@ def read_compare(c: Checker, raw) -> CompareSettings:
     )
 
 
+def read_compute(c: Checker, raw) -> ComputeSettings:
+    """``[compute]``: how many local worker processes fit the models (only that)."""
+    kp = ("compute",)
+    if isinstance(raw, dict):
+        for key in _SCHEDULER_KEYS:
+            if key in raw:
+                c.fail("a Dask scheduler address is not read from a spec: Dask's protocol "
+                       "unpickles what it receives, and a spec is untrusted input. Give it "
+                       "on the command line (softbayes run SPEC --scheduler ADDRESS) or in "
+                       "Python (client=); a spec may set only [compute] workers.",
+                       (*kp, key))
+    c.table(raw, kp, ("workers",))
+    return ComputeSettings(
+        workers=c.typed(raw, "workers", kp, "int", None, lambda v: 1 <= v <= MAX_WORKERS,
+                        f"must be from 1 to {MAX_WORKERS} (local worker processes)"),
+    )
+
+
 def _formula_check(formula: str, *, rhs_only: bool = False) -> str | None:
     """Why a spec's formula is refused by the sandbox (None if it may be evaluated)."""
     try:
@@ -132,28 +163,22 @@ def _formula_check(formula: str, *, rhs_only: bool = False) -> str | None:
     return None
 
 
-def _quote(col: str) -> str:
-    return col if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", col) else f"`{col}`"
-
-
-def _full_formula(c: Checker, formula: str, labels: tuple, key_path) -> str:
-    """The formula with its left-hand side: ``~ x`` gets the spec's labels; a written one
-    must name exactly them."""
+def _full_formula(c: Checker, formula: str, data: DataSpec, key_path) -> str:
+    """The formula with its left-hand side: ``~ x`` gets the spec's labels (``p(k, m)``
+    with ``[data] trials``); a written one must name exactly them."""
     if formula.strip().startswith("~"):
         rhs = formula.strip()[1:].strip()
         if not rhs:
             c.fail("the formula has no right-hand side; use '~ 1' for an intercept only.",
                    key_path)
-        lhs = _quote(labels[0]) if len(labels) == 1 else (
-            "c(" + ", ".join(_quote(x) for x in labels) + ")")
-        return f"{lhs} ~ {rhs}"
+        return f"{data.response()} ~ {rhs}"
     try:
-        cols, _, _ = parse_formula(formula)
+        response, _ = parse_response(formula)
     except ValueError as err:
         c.fail(str(err), key_path)
-    if tuple(cols) != tuple(labels):
-        c.fail(f"the formula's left-hand side names {cols} but [data] labels is "
-               f"{list(labels)}; write the formula as '~ ...' to use the spec's labels.",
+    if tuple(response.columns) != tuple(data.labels) or response.trials != data.trials:
+        c.fail(f"the formula's left-hand side is {response.text()} but [data] gives "
+               f"{data.response()}; write the formula as '~ ...' to use the spec's labels.",
                key_path)
     return formula
 
@@ -212,6 +237,10 @@ def _read_likelihood(c: Checker, m, kp, data: DataSpec) -> str:
     if not data.multiclass and family_class(fam).multiclass:
         c.fail(f"{fam} needs K >= 2 label columns: set [data] labels = "
                "[\"p_a\", \"p_b\", ...].", (*kp, "likelihood"))
+    if family_class(fam).takes_trials and data.trials is None:
+        c.fail(f"{fam} models counts k of m trials: set [data] labels to the column of "
+               "counts k and [data] trials = \"m\" to the column of trials.",
+               (*kp, "likelihood"))
     return fam
 
 
@@ -220,8 +249,14 @@ def _read_options(c: Checker, m, kp, fam: str) -> dict:
     okp = (*kp, "options")
     options = c.table(m.get("options", {}), okp, model_option_names())
     takes = family_class(fam).model_options()
+    calibrate = c.typed(options, "calibrate", okp, "str", None,
+                        lambda v: v in CALIBRATIONS[1:],
+                        f"choose one of {', '.join(map(repr, CALIBRATIONS[1:]))}")
+    if calibrate is not None and not family_class(fam).calibratable:
+        c.fail(f"calibrate applies to the {', '.join(calibratable_families())} families, "
+               f"not {fam!r}.", (*okp, "calibrate"))
     for opt in options:
-        if opt not in takes:
+        if opt not in (*takes, "calibrate"):
             which = "; ".join(f"{_and(family_class(n).model_options())}: {n}"
                               for n in family_names() if family_class(n).model_options())
             c.fail(f"option {opt!r} does not apply to likelihood {fam!r} ({which}).",
@@ -254,7 +289,7 @@ def _read_model(c: Checker, m, i: int, data: DataSpec, sampler: SamplerSettings,
     why = _formula_check(formula)
     if why:
         c.fail(why, (*kp, "formula"))
-    formula = _full_formula(c, formula, data.labels, (*kp, "formula"))
+    formula = _full_formula(c, formula, data, (*kp, "formula"))
     options = _read_options(c, m, kp, fam)
     return ModelSpec(
         name=name,

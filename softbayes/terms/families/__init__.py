@@ -19,8 +19,8 @@ read from the registered classes, so a new family is one module and one line in
 :data:`FAMILIES`.
 
 Parameters are passed by name: ``eta`` is the linear predictor on the link scale (for
-``soft_categorical`` the ``(..., K)`` logits, the reference class's column 0), ``phi`` the
-Beta precision.
+``soft_categorical``, ``continuous_categorical`` and ``dirichlet`` the ``(..., K)`` logits,
+the reference class's column 0), ``phi`` the Beta or Dirichlet precision.
 
 =======================  =====================  ===================  ===========================
 family                   likelihood             E[y | x]             draws
@@ -35,7 +35,20 @@ family                   likelihood             E[y | x]             draws
                          thresholded at a cut
 ``soft_categorical``     soft-label categorical softmax(eta)         one-hot hard labels
                          cross-entropy
+``ordered_beta``         P(0), P(1) by cut-     P(1) + P(0<y<1) mu   0, 1 or Beta draws
+                         points, Beta inside
+``continuous_categorical``
+                         ContinuousCategorical  CC mean of the       CC draws (exact)
+                         (logits eta)           logits (not softmax)
+``dirichlet``            Dirichlet(mu phi)      mu = softmax(eta)    Dirichlet draws
+``beta_binomial``        BetaBinomial(k | m,    mu = sigmoid(eta)    k / m, beta-binomial k
+                         mu phi, (1 - mu) phi)  (of k / m)
+``binomial``             Binomial(k | m, mu)    mu = sigmoid(eta)    k / m, binomial k
 =======================  =====================  ===================  ===========================
+
+The count families (``beta_binomial``, ``binomial``) take the response ``p(k, m)``, k
+successes of m trials (:mod:`softbayes.terms.response`), and get the trials as ``trials=``
+(:attr:`Family.takes_trials`).
 """
 
 from __future__ import annotations
@@ -43,16 +56,26 @@ from __future__ import annotations
 from softbayes.terms.families.base import Family
 from softbayes.terms.families.bernoulli import BernoulliFamily
 from softbayes.terms.families.beta import BetaFamily
+from softbayes.terms.families.beta_binomial import BetaBinomialFamily
+from softbayes.terms.families.binomial import BinomialFamily
 from softbayes.terms.families.continuous_bernoulli import ContinuousBernoulliFamily
+from softbayes.terms.families.continuous_categorical import ContinuousCategoricalFamily
+from softbayes.terms.families.dirichlet import DirichletFamily
+from softbayes.terms.families.ordered_beta import OrderedBetaFamily
 from softbayes.terms.families.soft_categorical import SoftCategoricalFamily
 from softbayes.terms.families.weighted_bernoulli import WeightedBernoulliFamily
 
 __all__ = [
     "FAMILIES",
     "BernoulliFamily",
+    "BetaBinomialFamily",
     "BetaFamily",
+    "BinomialFamily",
     "ContinuousBernoulliFamily",
+    "ContinuousCategoricalFamily",
+    "DirichletFamily",
     "Family",
+    "OrderedBetaFamily",
     "SoftCategoricalFamily",
     "WeightedBernoulliFamily",
     "family_class",
@@ -68,6 +91,11 @@ FAMILIES: dict[str, type[Family]] = {
         BetaFamily,
         BernoulliFamily,
         SoftCategoricalFamily,
+        OrderedBetaFamily,
+        ContinuousCategoricalFamily,
+        DirichletFamily,
+        BetaBinomialFamily,
+        BinomialFamily,
     )
 }
 

@@ -9,12 +9,27 @@ from scipy import special as _sp
 
 from softbayes.data.validation import validate_soft_labels
 
-__all__ = ["DENSITY_GROUP_DESCRIPTION", "Family", "hard_label_draws", "row_summary"]
+__all__ = [
+    "DENSITY_GROUP_DESCRIPTION",
+    "SIMPLEX_DENSITY_GROUP",
+    "SIMPLEX_DENSITY_GROUP_DESCRIPTION",
+    "Family",
+    "hard_label_draws",
+    "row_summary",
+]
 
 #: What the log-likelihoods of the ``"density"`` ELPD group are (the families whose
 #: likelihood is a normalized density of the soft label share it).
 DENSITY_GROUP_DESCRIPTION = (
     "densities of the soft label on [0, 1] (Continuous Bernoulli, Beta)"
+)
+
+#: The ELPD group of the families whose likelihood is a normalized density of the K-class
+#: label vector on the simplex (Lebesgue measure on its first K - 1 coordinates).
+SIMPLEX_DENSITY_GROUP = "simplex_density"
+#: What the log-likelihoods of the :data:`SIMPLEX_DENSITY_GROUP` are, for reports.
+SIMPLEX_DENSITY_GROUP_DESCRIPTION = (
+    "densities of the K-class soft label on the simplex (continuous categorical, Dirichlet)"
 )
 
 
@@ -51,14 +66,18 @@ class Family:
         Labels are ``(n, K)`` probability vectors.
     supports_weights : bool
         Row weights are part of the likelihood.
+    takes_trials : bool
+        The family models counts ``k`` of ``m`` trials (the response ``p(k, m)``, see
+        :mod:`softbayes.terms.response`): :meth:`prepare_labels` gets the trials, and
+        ``logp``, ``draws`` and the graph term take ``trials=`` (``m`` per row).
     glm_kernel : str or None
         Name of the fused kernel (:data:`softbayes.ops.FAMILY_CODES`) for a linear predictor
         ``eta = X @ theta``; :meth:`add_likelihood` then accepts ``glm=(X, theta)``.
     log_likelihood_kind : str
         ``"density"`` (a normalized density of the label), ``"probability"`` (a pmf of a hard
-        label) or ``"cross_entropy"`` (the soft-label cross-entropy, not a density): pointwise
-        log-likelihoods (and LOO) compare only between fits of the same kind on the same
-        labels.
+        label, or of counts k of m) or ``"cross_entropy"`` (the soft-label cross-entropy,
+        not a density): pointwise log-likelihoods (and LOO) compare only between fits of the
+        same kind on the same labels.
     option_names : tuple of str
         Keyword options of the family itself (``threshold``, ``squeeze``): what
         :meth:`options` returns and :func:`get_family` accepts.
@@ -70,6 +89,9 @@ class Family:
         One line saying what the group's log-likelihoods are, for reports.
     comparison_note : str or None
         A caveat a comparison report states whenever a fit of this family takes part.
+    squeeze_note : str or None
+        For families with a ``squeeze`` option: the report's sentence on the squeezed labels,
+        with ``{n}`` for the number recorded in the fit (``n_squeezed``).
     calibratable : bool
         Whether the dispersion / sandwich calibration of :mod:`softbayes.backend.calibration`
         applies (a GLM whose spread comes from an assumed variance function; it implements
@@ -81,12 +103,14 @@ class Family:
     parameters: ClassVar[tuple[str, ...]] = ("eta",)
     multiclass: ClassVar[bool] = False
     supports_weights: ClassVar[bool] = False
+    takes_trials: ClassVar[bool] = False
     glm_kernel: ClassVar[str | None] = None
     log_likelihood_kind: ClassVar[str] = "density"
     option_names: ClassVar[tuple[str, ...]] = ()
     elpd_group: ClassVar[str] = ""
     elpd_group_description: ClassVar[str] = ""
     comparison_note: ClassVar[str | None] = None
+    squeeze_note: ClassVar[str | None] = None
     calibratable: ClassVar[bool] = False
     dispersion_unit: ClassVar[str] = "the family assumes"
 
@@ -100,6 +124,16 @@ class Family:
         :attr:`option_names`, and ``phi_formula`` when the family has a precision ``phi``."""
         return cls.option_names + (("phi_formula",) if "phi" in cls.parameters else ())
 
+    def scalar_parameters(self) -> tuple:
+        """``(name, default Prior, role)`` of the family's own scalar parameters besides
+        ``eta`` and ``phi`` (the cut-points of ``ordered_beta``).
+
+        Each becomes a model variable ``name`` with the prior key ``name`` (overridable by
+        ``priors=``) and is passed to the family's math by that name; ``name`` must be in
+        :attr:`parameters`.
+        """
+        return ()
+
     def comparison_group(self) -> str:
         """The ELPD group of a fit of this family with these options."""
         return self.elpd_group
@@ -109,9 +143,10 @@ class Family:
         squeezed): comparisons then need the original labels from the training data."""
         return False
 
-    def label_log_jacobian(self, n_train: int) -> float:
+    def label_log_jacobian(self, n_train: int, n_columns: int = 1) -> float:
         """Per-observation log-Jacobian that puts this family's log density of the labels
-        it sees on the scale of the labels as given (0 unless the labels are transformed)."""
+        it sees on the scale of the labels as given (0 unless the labels are transformed);
+        ``n_columns`` is the number of label columns (K for a multiclass family)."""
         return 0.0
 
     # -- labels -----------------------------------------------------------------------------
@@ -121,7 +156,9 @@ class Family:
         ``info`` is a dict of JSON-serializable facts recorded in the fit's attrs (keys
         without the ``softbayes_`` prefix) and may hold a ``"warning"`` message. ``n_ref``
         is the sample size of transformations that use one (the Beta squeeze of held-out
-        labels uses the training size).
+        labels uses the training size). Families that :attr:`takes_trials` also get
+        ``trials=``, the trials ``m`` per row, and ``labels`` are then the proportions
+        ``k / m``.
         """
         n_classes = None if not self.multiclass else np.shape(labels)[1]
         lab = validate_soft_labels(labels, name=name, n_classes=n_classes)

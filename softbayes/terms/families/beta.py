@@ -41,6 +41,10 @@ class BetaFamily(Family):
     option_names = ("squeeze",)
     elpd_group = "density"
     elpd_group_description = DENSITY_GROUP_DESCRIPTION
+    squeeze_note = (
+        "{n} labels at exactly 0 or 1 were squeezed (Smithson-Verkuilen, (y(n-1)+1/2)/n) "
+        "for the Beta density."
+    )
 
     def __init__(self, squeeze=False):
         self.squeeze = bool(squeeze)
@@ -48,7 +52,7 @@ class BetaFamily(Family):
     def transforms_labels(self) -> bool:
         return self.squeeze
 
-    def label_log_jacobian(self, n_train: int) -> float:
+    def label_log_jacobian(self, n_train: int, n_columns: int = 1) -> float:
         # z = (y (n - 1) + 1/2) / n: the density of y is p_z(z) |dz/dy|, dz/dy = (n - 1) / n
         return float(np.log((n_train - 1) / n_train)) if self.squeeze else 0.0
 

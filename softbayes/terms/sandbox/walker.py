@@ -329,6 +329,27 @@ class FormulaWalker:
             for a in node.args:
                 self.response(a)
             return
+        if self.is_counts(node):
+            for a in node.args:
+                if isinstance(a, Variable | QuotedName):
+                    self.data_name(a)  # stricter than a bare response: no function names
+            return
         raise Refusal(node_text(node), "the left-hand side must name the label column ('share ~ "
-                                       "x') or the K probability columns ('c(p_a, p_b) ~ x').")
+                                       "x'), the K probability columns ('c(p_a, p_b) ~ x') or "
+                                       "counts of trials ('p(k, m) ~ x', m a column or a "
+                                       "positive whole number).")
+
+    @staticmethod
+    def is_counts(node) -> bool:
+        """``p(<column>, <column or positive whole number>)``: k successes of m trials, the
+        one place a formula may write ``p``."""
+        if not (isinstance(node, Call) and isinstance(node.callee, Variable)
+                and node.callee.name.lexeme == "p" and node.callee.level is None
+                and len(node.args) == 2 and isinstance(node.args[0], Variable | QuotedName)):
+            return False
+        m = node.args[1]
+        if isinstance(m, Variable | QuotedName):
+            return True
+        return (isinstance(m, Literal) and type(m.value) is int and m.value >= 1
+                and (m.lexeme is None or m.lexeme.isdigit()))
 
