@@ -1,6 +1,6 @@
 """``python -m softbayes``: the ``softbayes`` command (see :mod:`softbayes.app.cli`)."""
 
-from softbayes.app.cli import app
+from softbayes.app.entry import main
 
 if __name__ == "__main__":
-    app(prog_name="softbayes")
+    main()

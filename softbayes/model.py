@@ -38,9 +38,10 @@ columns, where the intercept prior sits), ``Intercept`` (deterministic, the usua
 intercept), one variable per population-level term named after it (``x``, ``log(x)``,
 ``g`` with dim ``g_dim`` for the dummy columns, ``x:z``), per group-level term ``1|g_sigma``,
 ``1|g_offset`` (sampled, non-centred) and ``1|g`` (deterministic, ``sigma * offset``), and
-for ``beta`` ``phi`` or, with ``phi_formula``, the same set prefixed ``phi_``. For
-``soft_categorical`` every coefficient has a trailing ``class_reduced`` dim (classes 2..K;
-the first is the reference, all its coefficients fixed at 0).
+for the families with a precision ``phi`` or, with ``phi_formula``, the same set prefixed
+``phi_``; ``ordered_beta`` adds its cut-points ``cutzero`` and ``cutone``. For the multiclass
+families every coefficient has a trailing ``class_reduced`` dim (classes 2..K; the first is
+the reference, all its coefficients fixed at 0).
 """
 
 from __future__ import annotations
@@ -70,28 +71,35 @@ class Model:
     Parameters
     ----------
     formula : str
-        ``"labels ~ predictors"``; see :mod:`softbayes.terms.design`. For ``soft_categorical``
-        the response names the K probability columns, ``"c(p_a, p_b, p_c) ~ x"``, the first
-        being the reference class. Group-level terms ``(1|g)``, ``(x|g)`` get non-centred
-        partial pooling, one sd per column of the term (no correlations between terms).
+        ``"labels ~ predictors"``; see :mod:`softbayes.terms.design`. For the multiclass
+        families (``soft_categorical``, ``continuous_categorical``, ``dirichlet``) the
+        response names the K probability columns, ``"c(p_a, p_b, p_c) ~ x"``, the first
+        being the reference class; ``"p(k, m) ~ x"`` gives counts ``k`` of ``m`` trials
+        (the count families model the counts, the others see ``k / m``). Group-level terms
+        ``(1|g)``, ``(x|g)`` get non-centred partial pooling, one sd per column of the term
+        (no correlations between terms).
     data : pandas.DataFrame
         One row per observation. Used columns must have no missing values.
     likelihood : str, default "weighted_bernoulli"
-        ``"weighted_bernoulli"``, ``"continuous_bernoulli"``, ``"beta"``, ``"bernoulli"`` or
-        ``"soft_categorical"`` (see :mod:`softbayes.terms.families`).
+        The name of a family of :data:`softbayes.terms.families.FAMILIES`:
+        ``"weighted_bernoulli"``, ``"continuous_bernoulli"``, ``"beta"``, ``"bernoulli"``,
+        ``"ordered_beta"``, ``"beta_binomial"``, ``"binomial"``, ``"soft_categorical"``,
+        ``"continuous_categorical"`` or ``"dirichlet"``.
     priors : dict, optional
         Overrides per term, ``{"x": {"dist": "Normal", "mu": 0, "sigma": 1}, ...}``; see
         :mod:`softbayes.terms.priors` for keys and the default rule. ``model.priors`` shows them.
     phi_formula : str, optional
-        ``beta`` only: formula of ``log phi``, e.g. ``"~ x"`` (default: a constant ``phi``).
+        Families with a precision ``phi`` (``beta``, ``ordered_beta``, ``dirichlet``,
+        ``beta_binomial``): formula of ``log phi``, e.g. ``"~ x"`` (default: a constant).
     weights : str or array_like, optional
         Row weights (a column name or an array), for ``weighted_bernoulli`` and
         ``soft_categorical`` (e.g. the number of raters behind each soft label).
     threshold : float, optional
         ``bernoulli`` only: the cut (default 0.5); a label ``>= threshold`` becomes 1.
     squeeze : bool, optional
-        ``beta`` only: apply the Smithson--Verkuilen squeeze ``(y(n-1)+1/2)/n`` so labels
-        of exactly 0 or 1 can be fitted (default False: such labels are an error).
+        ``beta``: apply the Smithson--Verkuilen squeeze ``(y(n-1)+1/2)/n`` so labels of
+        exactly 0 or 1 can be fitted; ``dirichlet``: its simplex form ``(y(n-1)+1/K)/n`` for
+        shares of exactly 0 (default False: such labels are an error).
     extra_namespace : dict, optional
         More functions for the formula (they are not stored in a saved fit: pass them
         again to :meth:`from_fit`). A formula typed in Python may also call their

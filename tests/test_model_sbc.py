@@ -21,17 +21,14 @@ runs them on a local Dask cluster of N processes (the same numbers: seeds per re
 from __future__ import annotations
 
 import inspect
-import os
 
 import numpy as np
 import pandas as pd
-import pymc as pm
 import pytest
-from scipy import stats
+from sbc_helpers import check_sbc, prior_truths
 from scipy.special import expit
 
 import softbayes as sb
-from softbayes.backend.executor import Executor, Task, refit_labels_task, task_seed
 
 N_REPS = 200
 N_OBS = 60
@@ -68,11 +65,6 @@ def _model(likelihood, simulate, x):
     return sb.Model("y ~ x", df, likelihood=likelihood, weights=weights)
 
 
-def _ranks(fit, truth):
-    return {name: int((fit.posterior[name].values[:, ::THIN].ravel() < value).sum())
-            for name, value in truth.items()}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("likelihood", "simulate"), CASES)
 def test_simulation_based_calibration(likelihood, simulate):
@@ -84,28 +76,8 @@ def test_simulation_based_calibration(likelihood, simulate):
     assert priors["Intercept"] == {"dist": "Normal", "mu": 0.0, "sigma": 2.5}
     assert priors["x"] == {"dist": "Normal", "mu": 0.0,
                            "sigma": pytest.approx(2.5 / x.std(ddof=1))}
-    free = [rv.name for rv in model.pymc_model.free_RVs]
-    prior = pm.draw([model.pymc_model[n] for n in free], draws=N_REPS, random_seed=rng)
-    truths = [{n: float(np.asarray(v)[rep]) for n, v in zip(free, prior, strict=True)}
-              for rep in range(N_REPS)]
+    names, truths = prior_truths(model, N_REPS, rng)
     labels = [simulate(model.family, rng, t["Intercept_centered"] + t["x"] * xc, t)
               for t in truths]
-
-    workers = os.environ.get("SOFTBAYES_SBC_WORKERS")
-    with Executor(workers=int(workers) if workers else None) as ex:
-        description = ex.scatter(model.description)
-        options = {"structure": f"sbc-{likelihood}", "draws": DRAWS, "tune": DRAWS,
-                   "chains": CHAINS, "log_likelihood": False}
-        tasks = [Task(refit_labels_task, description, lab, task_seed(SEED, likelihood, rep),
-                      label=f"SBC replication {rep + 1} of {likelihood}", options=options)
-                 for rep, lab in enumerate(labels)]
-        results = ex.run(tasks)
-    failed = [r.error for r in results if not r.ok]
-    assert not failed, failed[:3]
-    ranks = [_ranks(r.value, t) for r, t in zip(results, truths, strict=True)]
-    n_draws = CHAINS * DRAWS // THIN
-    for name in free:
-        counts, _ = np.histogram([r[name] for r in ranks], bins=10, range=(0, n_draws + 1))
-        p = stats.chisquare(counts).pvalue
-        print(f"SBC {likelihood} {name}: rank counts {counts.tolist()}, chi-square p = {p:.3f}")
-        assert p > 0.001, (name, counts, p)
+    check_sbc(model, truths, labels, tag=likelihood, seed=SEED, names=names, draws=DRAWS,
+              chains=CHAINS, thin=THIN)

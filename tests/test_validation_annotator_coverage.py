@@ -4,6 +4,8 @@ its table. Not a coverage check (the study itself is in validation/)."""
 
 from __future__ import annotations
 
+from math import comb
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -37,3 +39,10 @@ def test_two_replications_of_one_cell_write_the_table(tmp_path):
     assert len(saved) == 3
     md = (tmp_path / "annotator_coverage.md").read_text()
     assert "| 5 | on | no |" in md and "beta-binomial" in md
+
+
+def test_chance_outside_the_band_matches_a_direct_sum():
+    for reps in (60, 200, 400):
+        direct = sum(comb(reps, h) * 0.9**h * 0.1 ** (reps - h) for h in range(reps + 1)
+                     if not 0.86 <= h / reps <= 0.94)
+        assert ac.chance_outside(reps) == pytest.approx(direct, rel=1e-9)

@@ -283,7 +283,7 @@ def _check(bb, reps):
     lines += [f"* outside: {r.cell} {r.coefficient}: {r.coverage:.3f} ± {r.mc_se:.3f} "
               f"(width / empirical sd {r.width_vs_empirical:.2f})"
               for r in outside.itertuples()]
-    return [*lines, ""]
+    return [*lines, ""] if len(outside) else lines
 
 
 def run(reps, *, seed=20261130, draws=400, tune=400, workers=2, out=None, fits=FITS,

@@ -63,6 +63,9 @@ class FitDiagnostics:
     n_k_good, n_k_bad, n_k_very_bad : int or None
         Observations with :math:`\\hat k \\le` threshold, threshold < :math:`\\hat k \\le 1`,
         and :math:`\\hat k > 1`.
+    n_nonfinite : int
+        Posterior draws (chain, draw pairs) with a NaN or infinite value in any variable:
+        unfinished chains padded with NaN, or a sampler failure. Any is an error.
     warnings : list of str
         One plain sentence per crossed threshold.
     """
@@ -81,6 +84,7 @@ class FitDiagnostics:
     n_k_good: int | None = None
     n_k_bad: int | None = None
     n_k_very_bad: int | None = None
+    n_nonfinite: int = 0
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -131,6 +135,15 @@ def _numeric_posterior(post: xr.Dataset, var_names) -> xr.Dataset:
         if np.issubdtype(da.dtype, np.number) and set(SAMPLE_DIMS) <= set(da.dims)
     ]
     return post[list(names)]
+
+
+def _nonfinite_draws(post: xr.Dataset) -> int:
+    """Number of (chain, draw) pairs with a NaN or infinite value in any variable."""
+    bad = np.zeros((post.sizes["chain"], post.sizes["draw"]), dtype=bool)
+    for da in post.data_vars.values():
+        values = np.asarray(da.transpose("chain", "draw", ...).values, dtype=float)
+        bad |= ~np.isfinite(values.reshape(values.shape[0], values.shape[1], -1)).all(axis=2)
+    return int(bad.sum())
 
 
 def _sampler_stats(fit):
@@ -242,7 +255,12 @@ def diagnose_fit(
         pareto_k = getattr(elpd_data, "pareto_k", None)
     k_max, k_thr, n_good, n_bad, n_very_bad = _pareto_counts(pareto_k, n_chains * n_draws)
 
-    warns = _sampling_warnings(
+    n_nonfinite = _nonfinite_draws(post)
+    warns = [] if not n_nonfinite else [
+        f"{name}: {n_nonfinite} of {n_chains * n_draws} posterior draws are NaN or infinite "
+        f"(an interrupted or failed sampler); do not use this fit: sample it again."
+    ]
+    warns += _sampling_warnings(
         name, n_chains, rhat, rhat_max, ess_bulk, ess_tail, ess_min, ess_min_per_chain
     )
     if n_div:
@@ -277,5 +295,6 @@ def diagnose_fit(
         n_k_good=n_good,
         n_k_bad=n_bad,
         n_k_very_bad=n_very_bad,
+        n_nonfinite=n_nonfinite,
         warnings=warns,
     )

@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -104,8 +103,21 @@ def _setup():
     os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"softbayes {version('softbayes')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main(debug: DebugOpt = False) -> None:
+def main(
+    debug: DebugOpt = False,
+    show_version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the installed version and exit.")] = False,
+) -> None:
     """softbayes: soft-label Bayesian classifiers, model comparison and reports."""
     _STATE["debug"] = debug
     _setup()
@@ -477,11 +489,3 @@ def datasets() -> None:
     for ds in BUILTIN_DATASETS.values():
         typer.echo(f"{ds.name}: {ds.description}")
         typer.echo(f"    labels: {', '.join(ds.labels)}; suggested weights: {ds.weights}")
-
-
-def entry() -> None:  # pragma: no cover - console script wrapper
-    app(prog_name="softbayes")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(entry())

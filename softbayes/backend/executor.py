@@ -51,6 +51,7 @@ import numpy as np
 from softbayes.backend.refit import Refitter, fit_description
 
 __all__ = [
+    "CONNECT_TIMEOUT",
     "MAX_WORKERS",
     "Executor",
     "Task",
@@ -68,6 +69,8 @@ __all__ = [
 MAX_WORKERS = 64
 #: How often Dask reruns a task whose worker died before the task counts as failed.
 RETRIES = 3
+#: Seconds to wait for a scheduler given by address before refusing it.
+CONNECT_TIMEOUT = 20
 # compiled structures kept per process (each holds a compiled sampler, a few MB)
 _CACHE_SIZE = 8
 _REFITTERS: OrderedDict = OrderedDict()
@@ -243,7 +246,12 @@ class Executor:
                                  f"got {scheduler!r}.")
             from distributed import Client
 
-            self.client = self._own_client = Client(scheduler)
+            try:
+                self.client = self._own_client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+            except (OSError, TimeoutError) as err:
+                # an address nobody answers is a bad argument, not a crash of the run
+                raise ValueError(f"scheduler {scheduler!r}: no Dask scheduler answered within "
+                                 f"{CONNECT_TIMEOUT} s ({type(err).__name__}: {err}).") from None
         if self.client is not None and echo is not None:
             n = len(self.client.scheduler_info().get("workers", {}))
             echo(f"  dask: {n} worker{'s' if n != 1 else ''}, dashboard "
@@ -264,10 +272,15 @@ class Executor:
         return None
 
     def scatter(self, value):
-        """A reference to ``value`` for :class:`Task` (sent to every worker once)."""
+        """A reference to ``value`` for :class:`Task` (sent to every worker once).
+
+        ``value`` is always one object: a dict or list is sent whole (Dask's own ``scatter``
+        would send their items as separate data, keyed by the dict's keys, so two dicts with
+        the same keys would overwrite each other on the workers).
+        """
         if self.client is None:
             return value
-        return self.client.scatter(value, broadcast=True, hash=False)
+        return self.client.scatter([value], broadcast=True, hash=False)[0]
 
     def run(self, tasks: Sequence[Task], *, on_result=None) -> list[TaskResult]:
         """Run ``tasks``; one :class:`TaskResult` per task, in task order.

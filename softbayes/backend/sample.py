@@ -121,11 +121,21 @@ def sample_nuts(pymc_model, *, sampler, draws, tune, chains, cores, random_seed,
 
         compiled = compile_nutpie(pymc_model) if compiled is None else compiled
         t0 = time.time()
+        sampler = None
         try:
-            idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
-                                  cores=cores, seed=random_seed, save_warmup=False,
-                                  progress_bar=progressbar, **kwargs)
+            sampler = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
+                                    cores=cores, seed=random_seed, save_warmup=False,
+                                    progress_bar=progressbar, blocking=False, **kwargs)
+            idata = sampler.wait()
+        except KeyboardInterrupt:
+            # nutpie's blocking call would return the draws so far, padded with NaN, as if
+            # sampling had finished: an interrupted fit is discarded instead
+            if sampler is not None:
+                sampler.cancel()
+            raise
         except RuntimeError as err:
+            if sampler is not None:
+                sampler.cancel()
             if "initialization points failed" not in str(err):
                 raise
             raise start_failure(err, pymc_model) from None

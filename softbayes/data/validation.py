@@ -13,6 +13,7 @@ import numpy as np
 
 __all__ = [
     "check_parameter_shape",
+    "row_summary",
     "validate_obs_index",
     "validate_soft_labels",
     "validate_unit_interval",
@@ -22,17 +23,20 @@ __all__ = [
 _MAX_SHOWN = 5
 
 
-def _rows(mask) -> tuple[int, str]:
-    """Count of flagged rows and a short list of their 0-based positions."""
+def row_summary(mask, index=None, k=_MAX_SHOWN) -> tuple[int, str]:
+    """``(count, shown)`` of the rows where ``mask`` holds, for messages about bad rows.
+
+    ``shown`` lists the first ``k`` of them (their ``index`` labels when given, else their
+    0-based positions), with ``", ..."`` when there are more.
+    """
     idx = np.flatnonzero(mask)
-    shown = ", ".join(str(int(i)) for i in idx[:_MAX_SHOWN])
-    if idx.size > _MAX_SHOWN:
-        shown += ", ..."
-    return int(idx.size), shown
+    labels = idx if index is None else np.asarray(index)[idx]
+    shown = ", ".join(str(v) for v in labels[:k])
+    return int(idx.size), shown + (", ..." if idx.size > k else "")
 
 
 def _fail(name, mask, n_rows, problem, fix):
-    count, shown = _rows(mask)
+    count, shown = row_summary(mask)
     raise ValueError(f"{name}: {count} of {n_rows} rows {problem} (row positions {shown}). {fix}")
 
 

@@ -13,8 +13,6 @@ that uses the Op.
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType, grad_not_implemented
@@ -24,6 +22,7 @@ from pytensor.graph.op import Op
 import softbayes.math.continuous_categorical as cc_math
 import softbayes.math.continuous_categorical_draws as cc_draws_math
 from softbayes.math.xp import is_symbolic
+from softbayes.ops.numba_dispatch import sources_version
 
 __all__ = [
     "CC_KERNEL_VERSION",
@@ -98,17 +97,9 @@ def log_normalizer(eta):
     return cc_math.cc_log_normalizer(eta)
 
 
-def _kernel_version() -> int:
-    digest = hashlib.sha256()
-    for path in (cc_math.__file__, cc_draws_math.__file__, __file__):
-        with open(path, "rb") as fh:
-            digest.update(fh.read())
-    return int(digest.hexdigest()[:12], 16)
-
-
 #: Salt of PyTensor's on-disk numba cache for this Op and the draws' numba core: a hash of
 #: the kernel sources.
-CC_KERNEL_VERSION = _kernel_version()
+CC_KERNEL_VERSION = sources_version((cc_math.__file__, cc_draws_math.__file__, __file__))
 
 
 def _register_numba():

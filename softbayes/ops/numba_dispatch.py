@@ -17,7 +17,7 @@ import softbayes.ops.glm_op as glm_op
 from softbayes.math import continuous_bernoulli, glm_kernels, kernel_threads
 from softbayes.ops.glm_op import GLMVJP, GLMLogpDlogp, GLMRows
 
-__all__ = ["KERNEL_SOURCES", "KERNEL_VERSION", "kernel_version"]
+__all__ = ["KERNEL_SOURCES", "KERNEL_VERSION", "kernel_version", "sources_version"]
 
 #: The source files compiled into the numba wrappers: the kernels, the series coefficients
 #: they embed, the threading switch they read, the Ops whose inputs they take, and the
@@ -31,17 +31,23 @@ KERNEL_SOURCES = (
 )
 
 
+def sources_version(paths, salt: str = "") -> int:
+    """A 48-bit hash of the files ``paths`` (and ``salt``): the salt of PyTensor's on-disk
+    numba cache key for wrappers that compile those sources in."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as fh:
+            digest.update(fh.read())
+    digest.update(salt.encode())
+    return int(digest.hexdigest()[:12], 16)
+
+
 def kernel_version() -> int:
     """Salt of PyTensor's on-disk numba cache key: a hash of :data:`KERNEL_SOURCES`.
 
     Any change to the kernels (or to whether they run in parallel) changes the key.
     """
-    digest = hashlib.sha256()
-    for path in KERNEL_SOURCES:
-        with open(path, "rb") as fh:
-            digest.update(fh.read())
-    digest.update(str(kernel_threads.PARALLEL).encode())
-    return int(digest.hexdigest()[:12], 16)
+    return sources_version(KERNEL_SOURCES, str(kernel_threads.PARALLEL))
 
 
 #: :func:`kernel_version` of this installation, computed once on import.

@@ -20,16 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from softbayes.data.validation import row_summary
+
 __all__ = ["Response"]
-
-
-def _row_summary(mask, index, k=5):
-    """``(count, shown)`` of the rows where ``mask`` holds: their ``index`` labels, the first
-    ``k`` of them (the families' label checks word theirs alike; this module sits below the
-    families, which import the predictors)."""
-    labels = np.asarray(index)[np.flatnonzero(mask)]
-    return int(labels.size), ", ".join(map(str, labels[:k])) + (", ..." if labels.size > k
-                                                                 else "")
 
 
 def _column_values(frame, col, what):
@@ -41,7 +34,7 @@ def _column_values(frame, col, what):
     values = values.astype(np.float64)
     bad = ~np.isfinite(values) | (values != np.round(values))
     if bad.any():
-        count, shown = _row_summary(bad, frame.index)
+        count, shown = row_summary(bad, frame.index)
         raise ValueError(f"{what} column {col!r}: {count} of {len(values)} rows are not whole "
                          f"numbers (index {shown}); p(k, m) takes counts.")
     return values
@@ -93,7 +86,7 @@ class Response:
         m = _column_values(frame, self.trials, "trials")
         low = m < 1
         if low.any():
-            count, shown = _row_summary(low, frame.index)
+            count, shown = row_summary(low, frame.index)
             raise ValueError(f"trials column {self.trials!r}: {count} of {len(m)} rows have "
                              f"fewer than 1 trial (index {shown}); every row of p(k, m) needs "
                              "m >= 1 (drop the rows nobody labelled).")
@@ -105,7 +98,7 @@ class Response:
         k = _column_values(frame, self.columns[0], "counts")
         bad = (k < 0) | (k > m)
         if bad.any():
-            count, shown = _row_summary(bad, frame.index)
+            count, shown = row_summary(bad, frame.index)
             raise ValueError(f"{self.text()}: {count} of {len(k)} rows have counts outside "
                              f"0 <= k <= m (index {shown}); k counts the successes among m "
                              "trials.")
@@ -132,7 +125,7 @@ class Response:
             k = np.asarray(labels, float) * m
             bad = ~np.isfinite(k) | (np.abs(k - np.round(k)) > 1e-6 * np.maximum(m, 1.0))
             if bad.any():
-                count, shown = _row_summary(bad, frame.index)
+                count, shown = row_summary(bad, frame.index)
                 raise ValueError(f"labels of {self.text()}: {count} rows are not a whole number "
                                  f"of trials k / m (index {shown}).")
             frame[self.columns[0]] = np.round(k)

@@ -67,3 +67,16 @@ def test_divergences_bfmi_and_pareto_k_warn():
 def test_single_chain_warns():
     d = diagnose_fit(_fit({"a": np.random.default_rng(3).normal(size=(1, 500))}))
     assert any("one chain" in w for w in d.warnings)
+
+
+def test_nan_padded_chains_are_an_error():
+    # two chains stopped early and padded with NaN, as an interrupted sampler returns them
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(4, 500))
+    b = rng.normal(size=(4, 500, 2))
+    a[2, 300:] = np.nan
+    b[3, 450:, 1] = np.nan
+    d = diagnose_fit(_fit({"a": a, "b": b}), name="cut")
+    assert d.n_nonfinite == 200 + 50
+    assert not d.ok
+    assert any("250 of 2000 posterior draws are NaN" in w for w in d.warnings), d.warnings

@@ -25,6 +25,7 @@ from spec_helpers import model_toml, spec_toml, write
 
 import softbayes as sb
 from softbayes.app.runner import run_spec
+from softbayes.backend.executor import Executor, Task
 from softbayes.io.fits import load_fit
 
 pytestmark = pytest.mark.slow
@@ -148,3 +149,13 @@ def test_model_kfold_on_workers_equals_compare(fits, client):
                         refit_kwargs=FIT).elpd_data["cb"]
     assert on_dask.kind == "loo_kfold" and on_dask.n_folds == 3
     np.testing.assert_array_equal(on_dask.elpd_i.values, serial.elpd_i.values)
+
+
+def test_scattered_dicts_with_the_same_keys_stay_apart(client):
+    # each scattered value is one object on the workers, whatever its type
+    ex = Executor(client)
+    first, second = ex.scatter({"m": "first"}), ex.scatter({"m": "second"})
+    # dict.get(description, data, seed): an importable function, as every task's must be
+    results = ex.run([Task(dict.get, first, "m", 0, label="first"),
+                      Task(dict.get, second, "m", 0, label="second")])
+    assert [r.value for r in results] == ["first", "second"]

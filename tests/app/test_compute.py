@@ -12,6 +12,7 @@ import pytest
 from spec_helpers import cli, one_error, spec_toml, write
 
 from softbayes.app.spec import SpecError, load_spec
+from softbayes.backend import executor
 from softbayes.backend.executor import MAX_WORKERS
 
 
@@ -68,3 +69,12 @@ def test_non_integer_workers_is_a_usage_error(folder):
     result = cli("run", write(folder, spec_toml()), "--workers", "two")
     assert result.exit_code == 2
     assert "--workers" in result.output
+
+
+def test_unreachable_scheduler_exits_2(folder, monkeypatch):
+    # a closed local port: nobody answers, and the run is refused as a bad argument
+    monkeypatch.setattr(executor, "CONNECT_TIMEOUT", 2)
+    path = write(folder, spec_toml())
+    one_error(cli("run", path, "--scheduler", "tcp://127.0.0.1:1"), "no Dask scheduler answered")
+    assert not (folder.parent / "reports").exists()
+

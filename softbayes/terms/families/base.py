@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 from scipy import special as _sp
 
-from softbayes.data.validation import validate_soft_labels
+from softbayes.data.validation import row_summary, validate_soft_labels
 
 __all__ = [
     "DENSITY_GROUP_DESCRIPTION",
@@ -31,18 +31,6 @@ SIMPLEX_DENSITY_GROUP = "simplex_density"
 SIMPLEX_DENSITY_GROUP_DESCRIPTION = (
     "densities of the K-class soft label on the simplex (continuous categorical, Dirichlet)"
 )
-
-
-def row_summary(mask, index=None, k=5):
-    """``(count, shown)`` of the rows where ``mask`` holds, for label-check messages.
-
-    ``shown`` lists the first ``k`` of them (their ``index`` labels when given, else their
-    positions), with ``", ..."`` when there are more.
-    """
-    idx = np.flatnonzero(mask)
-    labels = idx if index is None else np.asarray(index)[idx]
-    shown = ", ".join(str(v) for v in labels[:k])
-    return int(idx.size), shown + (", ..." if idx.size > k else "")
 
 
 def hard_label_draws(rng, eta):
