@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,3 +53,15 @@ def test_help():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0
     assert "--quick" in proc.stdout and "--out" in proc.stdout
+
+
+@pytest.mark.slow
+def test_time_to_posterior_engines_agree():
+    # one measurement per engine (in this process), as the benchmark's fresh processes run it
+    from benchmarks.posterior_time import one
+
+    runs = [one(engine, 300, 3, 5) for engine in ("softbayes", "pymc")]
+    assert all(r["fit_s"] > 0 and r["import_s"] >= 0 for r in runs)
+    assert runs[0]["second_formula_s"] > 0
+    means, sds = np.array([r["means"] for r in runs]), np.array([r["sds"] for r in runs])
+    assert np.all(np.abs(means[0] - means[1]) < 0.2 * sds[1]), (means, sds)

@@ -18,6 +18,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+# one source for the thresholds: the backend warns with them after every NUTS fit
+from softbayes.backend.convergence import BFMI_MIN, ESS_MIN_PER_CHAIN, RHAT_MAX
+
 __all__ = [
     "BFMI_MIN",
     "ESS_MIN_PER_CHAIN",
@@ -27,9 +30,6 @@ __all__ = [
     "pareto_k_threshold",
 ]
 
-RHAT_MAX = 1.01
-ESS_MIN_PER_CHAIN = 100
-BFMI_MIN = 0.3
 SAMPLE_DIMS = ("chain", "draw")
 
 
@@ -66,6 +66,10 @@ class FitDiagnostics:
     n_nonfinite : int
         Posterior draws (chain, draw pairs) with a NaN or infinite value in any variable:
         unfinished chains padded with NaN, or a sampler failure. Any is an error.
+    n_sampling_warnings : int
+        The warnings about the sampling itself (non-finite draws, R-hat, ESS, divergences,
+        E-BFMI), not about PSIS-LOO: a fit with any is not one to prefer or to read
+        estimates from until it is sampled again.
     warnings : list of str
         One plain sentence per crossed threshold.
     """
@@ -85,6 +89,7 @@ class FitDiagnostics:
     n_k_bad: int | None = None
     n_k_very_bad: int | None = None
     n_nonfinite: int = 0
+    n_sampling_warnings: int = 0
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -273,6 +278,8 @@ def diagnose_fit(
             f"{name}: E-BFMI is {bfmi_value:.2f} < {bfmi_min} in at least one chain; the "
             f"momentum resampling explores the energy distribution poorly."
         )
+    # one chain is unverified, not failed: it alone does not disqualify a fit
+    n_sampling = len(warns) - (1 if n_chains < 2 else 0)
     if n_good is not None and (n_bad or n_very_bad):
         warns.append(
             f"{name}: {n_bad + n_very_bad} observation(s) with Pareto k > {k_thr:.2f} "
@@ -296,5 +303,6 @@ def diagnose_fit(
         n_k_bad=n_bad,
         n_k_very_bad=n_very_bad,
         n_nonfinite=n_nonfinite,
+        n_sampling_warnings=n_sampling,
         warnings=warns,
     )

@@ -80,3 +80,16 @@ def test_nan_padded_chains_are_an_error():
     assert d.n_nonfinite == 200 + 50
     assert not d.ok
     assert any("250 of 2000 posterior draws are NaN" in w for w in d.warnings), d.warnings
+
+
+def test_sampling_warnings_are_counted_apart_from_pareto_k():
+    rng = np.random.default_rng(4)
+    clean = _fit({"a": rng.normal(size=(4, 500))})
+    only_psis = diagnose_fit(clean, name="psis", pareto_k=np.array([0.1, 1.2]))
+    assert len(only_psis.warnings) == 1 and only_psis.n_sampling_warnings == 0
+    a = rng.normal(size=(4, 300))
+    a[1] += 4.0
+    stuck = diagnose_fit(_fit({"a": a}), name="stuck", pareto_k=np.array([0.1, 1.2]))
+    assert stuck.n_sampling_warnings == len(stuck.warnings) - 1 >= 2  # R-hat and ESS
+    one_chain = diagnose_fit(_fit({"a": rng.normal(size=(1, 2000))}), name="one")
+    assert one_chain.n_sampling_warnings == 0 and not one_chain.ok

@@ -5,7 +5,7 @@ from __future__ import annotations
 from softbayes.analysis.comparison import CROSS_GROUP, GROUP_DESCRIPTIONS
 from softbayes.terms.families import family_class, family_names
 
-__all__ = ["caveats", "conclusion", "group_description"]
+__all__ = ["caveats", "conclusion", "failing_fits", "group_description"]
 
 _SCORE_LABELS = {"log": "log score (cross-entropy)", "brier": "Brier score"}
 
@@ -16,10 +16,31 @@ def group_description(group: str) -> str:
     return GROUP_DESCRIPTIONS.get(group, group)
 
 
-def _score_sentence(key: str, table) -> str:
+def failing_fits(cmp) -> set[str]:
+    """The models whose sampling diagnostics failed (R-hat, ESS, divergences, E-BFMI,
+    non-finite draws): never named as preferred."""
+    d = cmp.diagnostics
+    if "n_sampling_warnings" not in getattr(d, "columns", ()):
+        return set()
+    return {str(n) for n, v in d["n_sampling_warnings"].items() if int(v)}
+
+
+def _not_preferred(best, table, failing) -> str:
+    """The clause that withholds the preference from a best model with failed diagnostics."""
+    clean = [str(n) for n in table.index if str(n) not in failing]
+    text = (f"{best} comes first, but its sampling diagnostics failed (see Diagnostics), so "
+            "no preference is drawn from it until it is sampled again")
+    if clean:
+        text += f"; the first model with clean diagnostics is {clean[0]}"
+    return text
+
+
+def _score_sentence(key: str, table, failing=frozenset()) -> str:
     """The preferred model on one common-scale score, and who is tied with it or worse."""
     best = table.index[0]
     label = _SCORE_LABELS.get(key, key)
+    if str(best) in failing:
+        return f"Common scale, {label}: {_not_preferred(best, table, failing)}."
     if len(table) < 2:
         return f"Common scale, {label}: only one model ({best})."
     tied, worse = [], []
@@ -36,9 +57,11 @@ def _score_sentence(key: str, table) -> str:
     return sentence + "."
 
 
-def _elpd_sentence(group: str, table) -> str:
+def _elpd_sentence(group: str, table, failing=frozenset()) -> str:
     """The preferred model of one ELPD group over the runner-up."""
     desc = group_description(group)
+    if str(table.index[0]) in failing:
+        return f"ELPD, group {group} ({desc}): {_not_preferred(table.index[0], table, failing)}."
     if len(table) < 2:
         return (f"ELPD, group {group} ({desc}): one model ({table.index[0]}); "
                 "nothing to compare it with on this scale.")
@@ -52,13 +75,14 @@ def _elpd_sentence(group: str, table) -> str:
 
 def conclusion(cmp, elpd_tables) -> list[str]:
     """What the comparison ``cmp`` finds: per score, calibration, per ELPD group."""
-    out = [_score_sentence(k, cmp.score_tables[k]) for k in cmp.score_tables]
+    failing = failing_fits(cmp)
+    out = [_score_sentence(k, cmp.score_tables[k], failing) for k in cmp.score_tables]
     s = cmp.scores
     if "ece" in s and len(s) > 1:
         best_ece = s["ece"].astype(float).idxmin()
         out.append(f"Calibration: {best_ece} has the smallest calibration error "
                    f"(ECE {float(s.loc[best_ece, 'ece']):.3f}).")
-    out += [_elpd_sentence(group, table) for group, table in elpd_tables.items()
+    out += [_elpd_sentence(group, table, failing) for group, table in elpd_tables.items()
             if group != CROSS_GROUP]
     return out
 
