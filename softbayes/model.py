@@ -242,8 +242,8 @@ class Model:
 
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, draws=1000, tune=1000, chains=4, random_seed=None, sampler=None, *,
-            cores=None, progressbar=False, log_likelihood=True, calibrate=None,
-            method="nuts", **kwargs):
+            cores=None, progressbar=None, log_likelihood=True, calibrate=None,
+            method="nuts", warn=True, **kwargs):
         """Sample the posterior and return an ArviZ DataTree (see the module docstring).
 
         Parameters
@@ -257,7 +257,8 @@ class Model:
             fits). ``"numpyro"`` / ``"blackjax"`` need those packages installed.
         cores : int, optional
             Chains run in parallel (default ``min(chains, os.cpu_count())``).
-        progressbar : bool, default False
+        progressbar : bool, optional
+            Show the sampler's progress bar; default: when standard output is a terminal.
         log_likelihood : bool, default True
             Add the pointwise ``log_likelihood`` group (through
             :func:`softbayes.compute_log_likelihood`).
@@ -274,6 +275,11 @@ class Model:
             (``chains`` x ``draws`` draws of the approximate posterior; ``tune`` and
             ``sampler`` unused): see :mod:`softbayes.backend.approx`. Recorded in the attrs
             ``softbayes_method``.
+        warn : bool, default True
+            After a NUTS fit, issue one ``UserWarning`` per problem, as PyMC does: R-hat
+            above 1.01, bulk or tail ESS below 100 per chain, divergent transitions, maximum
+            tree depth hits (:mod:`softbayes.backend.convergence`) and the dispersion
+            warning. ``False``: silent (refits of folds and replications).
         **kwargs
             Passed to ``nutpie.sample`` or ``pm.sample`` (e.g. ``target_accept``), or to the
             approximation (see :func:`softbayes.backend.approx.fit_approx`).
@@ -284,12 +290,14 @@ class Model:
         """
         return self._refitter.fit(draws, tune, chains, random_seed, sampler, cores=cores,
                                   progressbar=progressbar, log_likelihood=log_likelihood,
-                                  calibrate=calibrate, method=method, **kwargs)
+                                  calibrate=calibrate, method=method, warn=warn, **kwargs)
 
-    def kfold(self, fit, k=10, *, seed=0, client=None, workers=None, progress=None,
-              **fit_kwargs):
+    def kfold(self, fit, k=None, *, seed=0, group_by=None, client=None, workers=None,
+              progress=None, **fit_kwargs):
         """Exact K-fold cross-validation of ``fit`` (a fit of this model on its current
-        rows): refit without each of ``k`` random folds, score each held-out fold.
+        rows): refit without each of ``k`` (default 10) random folds, score each held-out
+        fold. ``group_by`` (a column of the rows): hold out whole groups instead, each group
+        alone when ``k`` is None (leave-one-group-out), else spread over ``k`` folds.
 
         ``client`` (a ``distributed.Client``) or ``workers`` (a local Dask cluster of that
         many processes) runs the folds in parallel, with the same numbers as serially;
@@ -297,7 +305,7 @@ class Model:
         recorded); ``progress(name, folds done, k)``. Returns ArviZ's K-fold ELPD object
         (see :func:`softbayes.analysis.comparison.cross_validation.kfold_fit`).
         """
-        return kfold_fit(fit, k, seed=seed, description=self.description,
+        return kfold_fit(fit, k, seed=seed, group_by=group_by, description=self.description,
                          refit_kwargs=fit_kwargs, client=client, workers=workers,
                          progress=progress)
 

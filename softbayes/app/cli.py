@@ -328,15 +328,17 @@ def fit(
         _echo(f"fitting {likelihood}: {model.formula} ({len(df)} rows, {chains} chains x "
               f"{draws} draws) ...", nl=False)
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # printed once each below
             result = model.fit(draws=draws, tune=tune, chains=chains, random_seed=seed,
-                               sampler=sampler)
+                               sampler=sampler, progressbar=False)
         secs = time.perf_counter() - t0
         FitAttrs(cli_fit_seconds=float(secs)).write(result)
         out.parent.mkdir(parents=True, exist_ok=True)
         save_fit_atomically(result, out.resolve())
         _echo(f" done in {secs:.1f} s -> {out}")
+        for msg in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
+            _echo(f"  warning: {msg}")
 
     _guard(go, debug)
 

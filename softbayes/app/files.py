@@ -12,7 +12,7 @@
   temporary folder when it is created (:func:`write_marker`), so the folder swapped in already
   carries it. An existing non-empty folder without it, the current folder, the home folder and
   the file system root are refused (:func:`check_report_target`).
-* One lock per report folder (``reports/.<name>.lock``, ``flock``, :func:`report_lock`): a
+* One lock per report folder (``reports/.<name>.lock``, :mod:`filelock`, :func:`report_lock`): a
   second run of the same spec fails at once with :class:`ReportBusyError`; runs of different
   specs proceed in parallel (no shared temporary paths).
 * Fit files are written to a temporary name and renamed (:func:`save_fit_atomically`), so a
@@ -33,14 +33,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import filelock
+
 from softbayes._version import __version__
 from softbayes.io.attrs import attr_key
 from softbayes.io.fits import save_fit
-
-try:  # POSIX only; elsewhere report folders are not locked
-    import fcntl
-except ImportError:  # pragma: no cover - non-POSIX
-    fcntl = None
 
 __all__ = [
     "REPORT_MARKER",
@@ -270,36 +267,32 @@ def check_report_target(target, *, what: str = "report folder") -> Path:
 def report_lock(reports_root: Path, name: str):
     """Exclusive, non-blocking lock of one report folder (released on exit or death).
 
-    Yields the lock file ``reports_root/.<name>.lock``; raises :class:`ReportBusyError` at
-    once if another process holds it, :class:`ReportTargetError` if it cannot be opened as a
-    plain file.
+    Yields the lock file ``reports_root/.<name>.lock`` (a :class:`filelock.FileLock`: ``flock``
+    on POSIX, filelock's Windows lock elsewhere); raises :class:`ReportBusyError` at once if another
+    process holds it, :class:`ReportTargetError` if it is not a plain file (a symlink is never
+    followed: opening it would touch whatever it points to). An existing file keeps its content.
     """
     reports_root.mkdir(parents=True, exist_ok=True)
     path = reports_root / f".{name}.lock"
-    try:  # never through a symlink: truncating it would truncate whatever it points to
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    except OSError as err:
-        raise ReportTargetError(f"cannot open the report lock {path} ({err.strerror}); it "
-                                "must be a plain file softbayes creates.") from None
+    refused = (f"cannot open the report lock {path} ({{}}); it must be a plain file softbayes "
+               "creates.")
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISREG(os.lstat(path).st_mode):  # filelock would open a FIFO or device
+            raise ReportTargetError(refused.format("not a plain file"))
+    lock = filelock.FileLock(path, timeout=0)
     try:
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise ReportBusyError(
-                    f"another softbayes run is writing {reports_root / name} (lock {path} is "
-                    "held); wait for it to finish. Runs of different specs may run at once."
-                ) from None
-        # The pid is only a hint for people; a file of that name with other content is
-        # someone else's and is left as it is (the flock works either way).
-        st = os.fstat(fd)
-        if stat.S_ISREG(st.st_mode) and st.st_size <= 32 and (
-                os.read(fd, 32).strip().isdigit() or st.st_size == 0):
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        lock.acquire()
+    except filelock.Timeout:
+        raise ReportBusyError(
+            f"another softbayes run is writing {reports_root / name} (lock {path} is "
+            "held); wait for it to finish. Runs of different specs may run at once."
+        ) from None
+    except OSError as err:
+        raise ReportTargetError(refused.format(err.strerror or err)) from None
+    try:
         yield path
     finally:
-        os.close(fd)
+        lock.release()
 
 
 def renameat2_exchange(a: Path, b: Path) -> bool:

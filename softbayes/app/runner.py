@@ -25,6 +25,7 @@ from pathlib import Path
 
 from softbayes._version import __version__
 from softbayes.analysis.comparison import compare
+from softbayes.analysis.diagnostics import diagnose_fit
 from softbayes.app.files import (
     RUN_VERSION_KEY,
     check_report_target,
@@ -35,6 +36,7 @@ from softbayes.app.files import (
 from softbayes.app.locations import default_reports_dir
 from softbayes.app.report import build_report, write_report
 from softbayes.app.spec import Spec, SpecError, check_spec, load_spec
+from softbayes.backend.calibration_math import dispersion_warning
 from softbayes.backend.executor import MAX_WORKERS, Executor, Task, fit_task
 from softbayes.io.attrs import FitAttrs
 from softbayes.io.fits import data_hash, load_fit
@@ -180,6 +182,25 @@ def fit_models(spec: Spec, built: dict, cache_dir: Path, *, force=False, echo=pr
     return fits, info, fitted, reused, failed
 
 
+def fit_summary(name: str, fit) -> tuple[str, list[str]]:
+    """``(summary line, warnings)`` of model ``name``'s fit for the terminal: largest R-hat,
+    smallest bulk/tail ESS, divergences, and the diagnostics' and dispersion warnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        diag = diagnose_fit(fit, name=name)
+    warns = list(diag.warnings)
+    attrs = FitAttrs.from_attrs(fit.attrs, warn_unknown=False)
+    if attrs.dispersion is not None and attrs.calibration in (None, "none"):
+        msg = dispersion_warning(attrs.dispersion, attrs.family)
+        if msg:
+            warns.append(f"{name}: {msg}")
+    div = "n/a" if diag.n_divergent is None else str(diag.n_divergent)
+    line = (f"  {name}: R-hat max {diag.rhat_max:.3f}, min ESS "
+            f"{min(diag.ess_bulk_min, diag.ess_tail_min):.0f}, divergences {div}, "
+            f"{len(warns)} warning{'s' if len(warns) != 1 else ''}")
+    return line, warns
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -301,6 +322,11 @@ def run_spec(spec_path, *, reports_dir=None, only=None, force=False, echo=None, 
                       "failed": result.failed, "fit_files": fit_files},
         )
         (tmp / "spec.toml").write_text(spec.text, encoding="utf-8")
+    for name, fit in fits.items():
+        line, warns = fit_summary(name, fit)
+        echo(line)
+        for msg in warns:
+            echo(f"    warning: {msg}")
     result.seconds = time.perf_counter() - t_start
     echo(f"done in {format_seconds(result.seconds)}: {target / 'index.html'}")
     return result

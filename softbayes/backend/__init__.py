@@ -5,7 +5,8 @@ The backend takes plain data (a :class:`~softbayes.terms.description.ModelDescri
 :class:`Refitter` refits one compiled structure on other rows or labels,
 :func:`build_pymc_model` builds the PyMC model, :data:`SAMPLERS` names the NUTS samplers;
 :class:`Executor` runs many fits (:class:`Task`) serially or on Dask
-(:mod:`softbayes.backend.executor`).
+(:mod:`softbayes.backend.executor`); every NUTS fit warns about its convergence
+(:mod:`softbayes.backend.convergence`).
 """
 
 from softbayes.backend.build import build_pymc_model

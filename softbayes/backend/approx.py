@@ -23,6 +23,13 @@
   (``softbayes_pathfinder_khat``; above 0.7 the approximation is poor and a warning says so);
   ``psis_resample=True`` resamples the draws by their PSIS weights.
 
+For Laplace and Pathfinder (without resampling) the draws come from a known normal ``q``:
+``sample_stats`` then holds ``lp`` (the log posterior density, Jacobian included) and
+``log_q`` (the normal's log density) of every draw, the inputs of ArviZ's
+``loo_approximate_posterior`` (PSIS-LOO of approximate draws, Magnusson et al. 2019), which
+:func:`softbayes.compare` uses for these fits. They are stored only when the pointwise
+log-likelihood covers every draw.
+
 The posterior group has dims ``(chain, draw)`` like MCMC (``chains`` x ``draws``
 independent draws), so ``predict`` and ``compare`` work. The attrs record
 ``softbayes_method`` (and ``softbayes_sampler`` = the method). The pointwise
@@ -128,7 +135,24 @@ def laplace_mode(pm_model, *, random_seed=None, maxiter=1000, start=None):
     return flat, mode, hess, info
 
 
+def _log_density(pm_model, flat, xs) -> np.ndarray:
+    """The log posterior density (unconstrained space, Jacobian included) of each draw."""
+    fn = pm_compile(pm_model.value_vars, pm_model.logp(jacobian=True), on_unused_input="ignore")
+    out = []
+    for x in xs:
+        p = flat.unravel(x)
+        out.append(float(fn(*[p[n] for n in flat.names])))
+    return np.asarray(out)
+
+
+def _normal_log_q(z, log_det_a) -> np.ndarray:
+    """Log density of the draws ``x = m + A z`` (``z`` standard normal, rows) under their
+    normal ``N(m, A A^T)``; ``log_det_a`` is ``log |det A|``."""
+    return -0.5 * np.sum(z**2, axis=1) - log_det_a - 0.5 * z.shape[1] * np.log(2 * np.pi)
+
+
 def _normal_draws(mode, hess, n_draws, rng):
+    """Draws from ``N(mode, (-hess)^{-1})`` and their log density under it."""
     try:
         chol = np.linalg.cholesky(-hess)
     except np.linalg.LinAlgError as err:
@@ -139,7 +163,8 @@ def _normal_draws(mode, hess, n_draws, rng):
         ) from err
     z = rng.standard_normal((n_draws, mode.size))
     # x = mode + L^{-T} z has covariance (L L^T)^{-1} = (-H)^{-1}
-    return mode + solve_triangular(chol, z.T, lower=True, trans="T").T
+    xs = mode + solve_triangular(chol, z.T, lower=True, trans="T").T
+    return xs, _normal_log_q(z, -np.sum(np.log(np.diag(chol))))
 
 
 # -- draws -> posterior group ----------------------------------------------------------------
@@ -229,10 +254,12 @@ def _advi(description, pm_model, flat, *, seed, mode_point, sd_point, n_iter, ba
 def _laplace_or_advi(description, pm_model, method, *, draws, chains, random_seed, rng,
                      maxiter, n_iter, batch_size, learning_rate, progressbar,
                      minibatch_threshold):
-    """``(flat, draws, info)`` of the Laplace approximation or ADVI started from it."""
+    """``(flat, draws, info, log_q)`` of the Laplace approximation (``log_q``: the draws'
+    log density under it) or ADVI started from it (``log_q`` None)."""
     flat, mode, hess, info = laplace_mode(pm_model, random_seed=random_seed, maxiter=maxiter)
     if method == "laplace":
-        return flat, _normal_draws(mode, hess, draws * chains, rng), info
+        xs, log_q = _normal_draws(mode, hess, draws * chains, rng)
+        return flat, xs, info, log_q
     cov_diag = np.diag(np.linalg.inv(-hess))
     sd0 = np.sqrt(np.clip(cov_diag, 1e-12, None))
     if learning_rate is None:
@@ -245,7 +272,7 @@ def _laplace_or_advi(description, pm_model, method, *, draws, chains, random_see
         minibatch_threshold=minibatch_threshold,
     )
     info.update(advi_info)
-    return flat, mu + sd * rng.standard_normal((draws * chains, flat.size)), info
+    return flat, mu + sd * rng.standard_normal((draws * chains, flat.size)), info, None
 
 
 def fit_approx(description, pymc_model, method, *, draws=1000, chains=4, random_seed=None,
@@ -291,11 +318,14 @@ def fit_approx(description, pymc_model, method, *, draws=1000, chains=4, random_
     random_seed = new_seed() if random_seed is None else int(random_seed)
     rng = np.random.default_rng(random_seed)
     t0 = time.time()
+    log_p = None
     if method == "pathfinder":
-        flat, xs, info = pathfinder(pymc_model, draws * chains, random_seed=random_seed,
-                                    maxiter=maxiter, **kwargs)
+        flat, xs, info, densities = pathfinder(pymc_model, draws * chains,
+                                               random_seed=random_seed, maxiter=maxiter,
+                                               **kwargs)
+        log_p, log_q = densities if densities is not None else (None, None)
     else:
-        flat, xs, info = _laplace_or_advi(
+        flat, xs, info, log_q = _laplace_or_advi(
             description, pymc_model, method, draws=draws, chains=chains,
             random_seed=random_seed, rng=rng, maxiter=maxiter, n_iter=n_iter,
             batch_size=batch_size, learning_rate=learning_rate, progressbar=progressbar,
@@ -309,6 +339,14 @@ def fit_approx(description, pymc_model, method, *, draws=1000, chains=4, random_
     ll_draws = complete_fit(idata, description, pymc_model, attrs,
                             log_likelihood=log_likelihood,
                             max_log_likelihood_values=max_log_likelihood_values)
+    if log_q is not None and ll_draws == draws:
+        if log_p is None:
+            log_p = _log_density(pymc_model, flat, xs)
+        if np.all(np.isfinite(log_p)):
+            stats = idata["sample_stats"].to_dataset()
+            idata["sample_stats"] = stats.assign(
+                lp=(("chain", "draw"), log_p.reshape(chains, draws)),
+                log_q=(("chain", "draw"), log_q.reshape(chains, draws)))
     attrs.replace(log_likelihood_draws=ll_draws, approx_seconds=float(elapsed),
                   **info).write(idata)
     return idata
@@ -361,10 +399,12 @@ def pathfinder(pm_model, n_draws, *, random_seed=None, maxiter=1000, history=6,
                elbo_draws=50, psis_resample=False, start=None):
     """Single-path Pathfinder in the unconstrained space of ``pm_model``.
 
-    Returns ``(flat, draws, info)``: the :class:`ParameterLayout` of the value variables,
-    ``(n_draws, d)`` unconstrained draws and facts for the attrs (iterations, the chosen
-    iterate, its ELBO, the PSIS Pareto k-hat). Dense ``d x d`` algebra: meant for
-    regression models (d up to a few hundred), not for high-dimensional latent fields.
+    Returns ``(flat, draws, info, densities)``: the :class:`ParameterLayout` of the value
+    variables, ``(n_draws, d)`` unconstrained draws, facts for the attrs (iterations, the
+    chosen iterate, its ELBO, the PSIS Pareto k-hat) and ``(log p, log q)`` of the draws
+    (None with ``psis_resample``: resampled draws no longer come from ``q``). Dense
+    ``d x d`` algebra: meant for regression models (d up to a few hundred), not for
+    high-dimensional latent fields.
 
     Reference: L. Zhang, B. Carpenter, A. Gelman, A. Vehtari (2022), Pathfinder: Parallel
     quasi-Newton variational inference, JMLR 23(306).
@@ -407,7 +447,7 @@ def pathfinder(pm_model, n_draws, *, random_seed=None, maxiter=1000, history=6,
     n_q = max(n_draws, 1000) if psis_resample else n_draws
     z = rng.standard_normal((n_q, d))
     xs = mu + z @ chol.T
-    log_q = -0.5 * np.sum(z**2, axis=1) - np.sum(np.log(np.diag(chol)))
+    log_q = _normal_log_q(z, np.sum(np.log(np.diag(chol))))
     log_p = np.array([logp_grad(x)[0] for x in xs])
     log_ratio = log_p - log_q
     finite = np.isfinite(log_ratio)
@@ -437,4 +477,4 @@ def pathfinder(pm_model, n_draws, *, random_seed=None, maxiter=1000, history=6,
             "pathfinder_elbo": float(elbo), "pathfinder_khat": khat,
             "pathfinder_psis_resample": int(bool(psis_resample)),
             "pathfinder_seconds": time.time() - t0}
-    return flat, xs, info
+    return flat, xs, info, (None if psis_resample else (log_p, log_q))

@@ -53,6 +53,7 @@ from softbayes.backend.refit import Refitter, fit_description
 __all__ = [
     "CONNECT_TIMEOUT",
     "MAX_WORKERS",
+    "QUIET_FIT",
     "Executor",
     "Task",
     "TaskResult",
@@ -111,10 +112,16 @@ def cached_refitter(key: str, description) -> Refitter:
     return refitter
 
 
+#: Fit options of a task unless it gives its own: no warnings, no progress bar (a task's
+#: warnings are not shown, and many tasks would spam the terminal).
+QUIET_FIT = {"warn": False, "progressbar": False}
+
+
 def fit_task(description, data, seed, **options):
     """Task function: fit ``description`` (to the rows of ``data`` if not None) with
-    ``seed``; ``options`` are those of :meth:`softbayes.Model.fit`. Returns the fit."""
-    return fit_description(description, data, random_seed=seed, **options)
+    ``seed``; ``options`` are those of :meth:`softbayes.Model.fit` (:data:`QUIET_FIT`
+    unless given). Returns the fit."""
+    return fit_description(description, data, random_seed=seed, **{**QUIET_FIT, **options})
 
 
 def refit_labels_task(description, labels, seed, *, structure, **options):
@@ -122,7 +129,7 @@ def refit_labels_task(description, labels, seed, *, structure, **options):
     on this process's compiled model of ``structure`` (:func:`cached_refitter`); for
     simulation-based calibration and refits on resampled labels. Returns the fit."""
     refitter = cached_refitter(structure, description)
-    return refitter.set_labels(labels).fit(random_seed=seed, **options)
+    return refitter.set_labels(labels).fit(random_seed=seed, **{**QUIET_FIT, **options})
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ scales).
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pymc as pm
@@ -35,6 +36,7 @@ import pymc as pm
 import softbayes.backend.calibration as calibration
 from softbayes.backend.approx import fit_approx
 from softbayes.backend.build import LABELS_DATA, build_pymc_model
+from softbayes.backend.convergence import warn_convergence
 from softbayes.backend.result import complete_fit, fit_attrs
 from softbayes.backend.sample import compile_nutpie, new_seed, resolve_sampler, sample_nuts
 
@@ -122,10 +124,12 @@ class Refitter:
         return self
 
     def fit(self, draws=1000, tune=1000, chains=4, random_seed=None, sampler=None, *,
-            cores=None, progressbar=False, log_likelihood=True, calibrate=None,
-            method="nuts", **kwargs):
+            cores=None, progressbar=None, log_likelihood=True, calibrate=None,
+            method="nuts", warn=True, **kwargs):
         """Fit the current rows and labels; the arguments are those of
         :meth:`softbayes.Model.fit`. Returns the fit (an ``xarray.DataTree``)."""
+        if progressbar is None:
+            progressbar = sys.stdout.isatty()
         if method != "nuts":
             return fit_approx(self.description, self.pymc_model, method, draws=draws,
                               chains=chains, random_seed=random_seed,
@@ -150,7 +154,9 @@ class Refitter:
                           tune=tune, chains=chains, method="nuts")
         complete_fit(idata, description, self.pymc_model, attrs, log_likelihood=log_likelihood)
         attrs.replace(**plan.finish(description, idata, self.pymc_model)).write(idata)
-        plan.warn(stacklevel=3)
+        if warn:  # refits of folds and replications pass warn=False: no spam, no cost
+            plan.warn(stacklevel=3)
+            warn_convergence(idata, stacklevel=3)
         return idata
 
 

@@ -191,3 +191,14 @@ def test_report_lock_is_exclusive(tmp_path):
             pass
     with report_lock(tmp_path, "x"):
         pass
+
+
+def test_compare_kfold_group_key(folder):
+    spec = load_spec(write(folder, GOOD + '\n[compare]\nkfold_group = "x"\n'))
+    assert spec.compare.kfold_group == "x"
+    assert spec.compare.compare_kwargs()["kfold_group"] == "x"
+    assert load_spec(write(folder, GOOD)).compare.compare_kwargs()["kfold_group"] is None
+    for bad, message in (("3", "expected a string"), ('""', "a column name")):
+        with pytest.raises(SpecError, match=message) as info:
+            load_spec(write(folder, GOOD + f"\n[compare]\nkfold_group = {bad}\n"))
+        assert info.value.key == "compare.kfold_group"

@@ -16,6 +16,7 @@ from softbayes.analysis.comparison.cross_validation import (
     kfold_tasks,
     psis_loo,
     psis_means,
+    record_group_folds,
 )
 from softbayes.analysis.comparison.groups import (
     CROSS_GROUP,
@@ -167,7 +168,7 @@ def _run_folds(records, use_kfold, folds, executor, *, seed, refit_kwargs, progr
 
 
 def _out_of_sample(records, elpd_data, use_kfold, compute, *, k, seed, refit_kwargs,
-                   progress, warns):
+                   progress, warns, kfold_group=None):
     """Out-of-sample ELPDs (replaced in ``elpd_data`` for K-fold fits) and predictive means.
 
     ``compute``: ``(client, workers)`` of the refits (a cluster starts only if there are
@@ -177,7 +178,12 @@ def _out_of_sample(records, elpd_data, use_kfold, compute, *, k, seed, refit_kwa
     cv = {name: "psis-loo" for name in records}
     loo_means: dict[str, np.ndarray] = {}
     recs = list(records.values())
-    folds = kfold_folds(recs[0].n_obs, k, seed) if use_kfold else None
+    folds = None
+    if use_kfold and kfold_group is not None:
+        folds = record_group_folds([records[n] for n in use_kfold], kfold_group, k, seed)
+        k = int(folds.max()) + 1
+    elif use_kfold:
+        folds = kfold_folds(recs[0].n_obs, k, seed)
     by_fit = {}
     if use_kfold:
         with as_executor(compute[0], workers=compute[1]) as executor:
@@ -274,6 +280,7 @@ def compare(
     scores: Sequence[str] = ("log", "brier"),
     loo: str = "psis",
     k: int = 10,
+    kfold_group: str | None = None,
     kfold_fallback: str | None = "all",
     elpd: str = "by_group",
     allow_cross_group_elpd: bool = False,
@@ -300,6 +307,11 @@ def compare(
         with the K-fold fallback below. ``"kfold"``: exact K-fold refits for every fit.
     k : int
         Number of folds for K-fold (the same random folds for every fit).
+    kfold_group : str, optional
+        Hold out whole groups in K-fold (leave-one-group-out, e.g. one annotator pool at a
+        time): a column of the fits' training rows. Every group is its own fold when there
+        are at most ``k`` groups; more groups are randomly spread (with ``seed``) over ``k``
+        folds, each group whole in one fold.
     kfold_fallback : {"all", "fit", None}
         What to do when PSIS is unreliable for a fit (a Pareto :math:`\hat k` above
         ``min(1 - 1/log10(S), 0.7)``): ``"all"`` (default) re-estimates *every* fit with
@@ -374,7 +386,7 @@ def compare(
     )
     cv, loo_means, folds = _out_of_sample(
         records, elpd_data, use_kfold, (client, workers), k=k, seed=seed,
-        refit_kwargs=refit_kwargs, progress=progress, warns=warns,
+        refit_kwargs=refit_kwargs, progress=progress, warns=warns, kfold_group=kfold_group,
     )
     elpd_tables, cross = _elpd_tables(
         records, groups, elpd_data, method=method, elpd=elpd, warns=warns, notes=notes

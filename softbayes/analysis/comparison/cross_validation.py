@@ -7,6 +7,7 @@ import json
 import warnings
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 from scipy import special as sp
 
@@ -19,19 +20,29 @@ from softbayes.analysis.comparison.groups import (
 )
 from softbayes.analysis.predict import predict
 from softbayes.analysis.scores import loo_predictive_mean
-from softbayes.backend.executor import Executor, Task, as_executor, cached_refitter, task_seed
+from softbayes.backend.executor import (
+    QUIET_FIT,
+    Executor,
+    Task,
+    as_executor,
+    cached_refitter,
+    task_seed,
+)
 from softbayes.io.fits import description_from_fit
 
 __all__ = [
+    "approx_densities",
     "description_of",
     "fold_task",
     "kfold",
     "kfold_fit",
     "kfold_folds",
+    "kfold_group_folds",
     "kfold_result",
     "kfold_tasks",
     "psis_loo",
     "psis_means",
+    "record_group_folds",
     "structure_key",
 ]
 
@@ -58,9 +69,36 @@ def psis_loo(rec: FitRecord):
             dims=obs_dims,
             coords={d: ll.coords[d] for d in obs_dims if d in ll.coords},
         )
+    densities = approx_densities(rec.fit)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # high Pareto k is reported by our diagnostics
-        return azs.loo(rec.fit, pointwise=True, var_name=rec.ll_var, log_jacobian=jac)
+        if densities is None:
+            return azs.loo(rec.fit, pointwise=True, var_name=rec.ll_var, log_jacobian=jac)
+        log_p, log_q = densities
+        elpd = azs.loo_approximate_posterior(rec.fit, log_p, log_q, pointwise=True,
+                                             var_name=rec.ll_var, log_jacobian=jac)
+        # the smoothed weights of the corrected ratios p(theta) / (q(theta) p(y_i | theta)),
+        # as loo_approximate_posterior forms them, for the leave-one-out predictive means
+        ll = group_dataset(rec.fit, "log_likelihood")[rec.ll_var]
+        elpd.log_weights, _ = (ll - (log_p - log_q)).azstats.psislw(r_eff=1.0,
+                                                                   dim=list(SAMPLE_DIMS))
+    return elpd
+
+
+def approx_densities(fit):
+    """``(log p, log q)`` of the draws of an approximate fit (``sample_stats`` ``lp`` and
+    ``log_q``, written by :mod:`softbayes.backend.approx` for Laplace and Pathfinder), or None
+    when the fit lacks them or they do not match its log-likelihood draws."""
+    try:
+        stats = group_dataset(fit, "sample_stats")
+        ll = group_dataset(fit, "log_likelihood")
+    except KeyError:
+        return None
+    if "lp" not in stats or "log_q" not in stats:
+        return None
+    if any(stats["log_q"].sizes.get(d) != ll.sizes.get(d) for d in SAMPLE_DIMS):
+        return None
+    return stats["lp"], stats["log_q"]
 
 
 def psis_means(rec: FitRecord, elpd, draws: xr.DataArray) -> np.ndarray:
@@ -84,6 +122,75 @@ def kfold_folds(n: int, k: int, seed) -> np.ndarray:
     folds = np.empty(n, dtype=int)
     folds[rng.permutation(n)] = np.arange(n) % k
     return folds
+
+
+def kfold_group_folds(groups, k: int | None = None, seed=0, *, name: str = "group_by"):
+    """Folds that hold out whole groups (leave-one-group-out, as ``loo_kfold(group_by=...)``).
+
+    Parameters
+    ----------
+    groups : array-like
+        The group of each observation (e.g. the annotator pool of each row).
+    k : int, optional
+        Number of folds. ``None`` or at least the number of groups: every group is held out
+        once, alone (folds numbered in the sorted order of the groups). Fewer: the groups
+        are randomly assigned (with ``seed``) to ``k`` folds of (almost) equal numbers of
+        groups, each group whole in one fold.
+    seed : int
+        Seed of the assignment of groups to folds when ``k`` is smaller.
+    name : str
+        How the groups are named in error messages (the column).
+
+    Returns
+    -------
+    numpy.ndarray
+        The fold of each observation, ``0 .. n_folds - 1``.
+
+    Raises
+    ------
+    ValueError
+        Missing group values (rows named), or fewer than two groups.
+    """
+    codes, uniques = pd.factorize(pd.Series(np.asarray(groups, dtype=object)), sort=True)
+    missing = np.flatnonzero(codes < 0)
+    if missing.size:
+        raise ValueError(f"{name}: rows {missing[:10].tolist()} have no group value; every "
+                         "row must belong to a group.")
+    n_groups = len(uniques)
+    if n_groups < 2:
+        raise ValueError(f"{name}: leave-one-group-out needs at least two groups, got "
+                         f"{n_groups}.")
+    if k is None or int(k) >= n_groups:
+        return codes.astype(int)
+    if int(k) < 2:
+        raise ValueError(f"k must be at least 2, got {k}.")
+    return kfold_folds(n_groups, int(k), seed)[codes]
+
+
+def record_group_folds(recs, column: str, k: int | None, seed) -> np.ndarray:
+    """:func:`kfold_group_folds` of the training-row column ``column`` of the fits ``recs``
+    (which must all hold it, with the same values).
+
+    Raises
+    ------
+    ValueError
+        A fit without the column (the message lists its columns), fits whose columns differ,
+        or fewer than two groups.
+    """
+    values = None
+    for rec in recs:
+        frame = training_frame(rec.fit)
+        if column not in frame.columns:
+            raise ValueError(f"group_by: {column!r} is not a column of the training rows of "
+                             f"fit {rec.name!r} (columns: {', '.join(map(str, frame.columns))});"
+                             " the grouping column must be a column the model uses.")
+        col = frame[column].to_numpy()
+        if values is None:
+            values = col
+        elif not pd.Series(col).equals(pd.Series(values)):
+            raise ValueError(f"group_by: column {column!r} differs between the fits; they "
+                             "must be fits of the same rows.")
+    return kfold_group_folds(values, k, seed, name=f"group_by {column!r}")
 
 
 def _fit_options(rec: FitRecord, seed, refit_kwargs) -> tuple[int, dict]:
@@ -124,7 +231,7 @@ def fold_task(description, frame, seed, *, structure, test, fit_kwargs):
     train_rows = np.setdiff1d(np.arange(len(frame)), test)
     refitter = cached_refitter(structure, description)
     refitter.set_data(frame.iloc[train_rows].reset_index(drop=True))
-    fit_j = refitter.fit(random_seed=seed, **fit_kwargs)
+    fit_j = refitter.fit(random_seed=seed, **{**QUIET_FIT, **fit_kwargs})
     held = frame.iloc[test].reset_index(drop=True)
     fold_model = refitter.description
     ll = predict(fit_j, held, kind="log_likelihood", model=fold_model, new_groups="sample",
@@ -232,20 +339,32 @@ def kfold(rec: FitRecord, folds: np.ndarray, *, seed, refit_kwargs, progress=Non
     return kfold_result(rec, folds, results)
 
 
-def kfold_fit(fit, k: int = 10, *, seed: int = 0, description=None, refit_kwargs=None,
-              client=None, workers=None, progress=None):
-    """Exact K-fold cross-validation of one fit: its model refitted without each of ``k``
-    random folds (:func:`kfold_folds` with ``seed``), each held-out fold scored.
+def kfold_fit(fit, k: int | None = None, *, seed: int = 0, group_by: str | None = None,
+              description=None, refit_kwargs=None, client=None, workers=None, progress=None):
+    """Exact K-fold cross-validation of one fit: its model refitted without each fold, each
+    held-out fold scored.
 
+    Without ``group_by``: ``k`` (default 10) random folds (:func:`kfold_folds` with
+    ``seed``). With ``group_by`` (a column of the fit's training rows, e.g. the annotator
+    pool): whole groups are held out (:func:`kfold_group_folds`): every group alone when
+    ``k`` is ``None`` (leave-one-group-out), else the groups spread over ``k`` folds.
     ``description``: the fit's model description (default: rebuilt from the fit's attrs).
     ``refit_kwargs``: sampler options of the refits (default: those the fit recorded).
     ``client`` / ``workers``: run the folds on Dask (see :func:`softbayes.compare`).
     Returns ArviZ's K-fold ELPD object (``kind == "loo_kfold"``, pointwise ``elpd_i``).
+
+    Raises
+    ------
+    ValueError
+        ``group_by`` is not a column of the training rows, or has fewer than two groups.
     """
     rec = fit_record("fit", fit)
     if description is not None:
         rec.description = description
-    folds = kfold_folds(rec.n_obs, int(k), seed)
+    if group_by is None:
+        folds = kfold_folds(rec.n_obs, 10 if k is None else int(k), seed)
+    else:
+        folds = record_group_folds([rec], group_by, k, seed)
     with as_executor(client, workers=workers) as executor:
         elpd, _ = kfold(rec, folds, seed=seed, refit_kwargs=refit_kwargs, progress=progress,
                         executor=executor)

@@ -32,6 +32,7 @@ Format (``models/<name>.toml``; every key but ``[data]`` and ``[[models]]`` is o
     # scores = ["log", "brier"]
     # kfold_fallback = "all"             # "all", "fit" or "none" when PSIS-LOO is unreliable
     # k = 10
+    # kfold_group = "annotator_pool"     # K-fold holds out whole groups of this column
     # n_bins = 10
 
     [compute]                            # where the fits run (default: this process)

@@ -80,6 +80,7 @@ class CompareSettings:
     k: int = 10
     n_bins: int = 10
     method: str = "stacking"
+    kfold_group: str | None = None
 
     def compare_kwargs(self) -> dict:
         """Keyword arguments of :func:`softbayes.compare` (``"none"`` -> ``None``)."""
@@ -88,6 +89,7 @@ class CompareSettings:
             "kfold_fallback": None if self.kfold_fallback == "none" else self.kfold_fallback,
             "loo": self.loo,
             "k": self.k,
+            "kfold_group": self.kfold_group,
             "n_bins": self.n_bins,
             "method": self.method,
         }

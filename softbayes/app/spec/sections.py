@@ -115,7 +115,8 @@ def read_data(c: Checker, raw) -> DataSpec:
 def read_compare(c: Checker, raw) -> CompareSettings:
     """``[compare]``: the options of :func:`softbayes.compare`."""
     kp = ("compare",)
-    cmp_raw = c.table(raw, kp, ("scores", "kfold_fallback", "loo", "k", "n_bins", "method"))
+    cmp_raw = c.table(raw, kp, ("scores", "kfold_fallback", "loo", "k", "n_bins", "method",
+                                "kfold_group"))
     scores = cmp_raw.get("scores", ["log", "brier"])
     if (not isinstance(scores, list) or not scores
             or not all(s in ("log", "brier") for s in scores)):
@@ -129,6 +130,9 @@ def read_compare(c: Checker, raw) -> CompareSettings:
         loo=c.typed(cmp_raw, "loo", kp, "str", "psis",
                     lambda v: v in ("psis", "kfold"), "choose \"psis\" or \"kfold\""),
         k=c.typed(cmp_raw, "k", kp, "int", 10, lambda v: v >= 2, "must be >= 2"),
+        kfold_group=c.typed(cmp_raw, "kfold_group", kp, "str", None,
+                            lambda v: 0 < len(v) <= 200 and v.isprintable(),
+                            "a column name of the data (held out one group at a time)"),
         n_bins=c.typed(cmp_raw, "n_bins", kp, "int", 10, lambda v: v >= 2, "must be >= 2"),
         method=c.typed(cmp_raw, "method", kp, "str", "stacking",
                        lambda v: v in ("stacking", "BB-pseudo-BMA", "pseudo-BMA"),
