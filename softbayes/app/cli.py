@@ -67,10 +67,19 @@ _PATH_ERRNOS = frozenset({
 })
 
 
+def _interrupted():
+    """Say that nothing was written, and exit with 130 (128 + SIGINT)."""
+    _echo("\ninterrupted: nothing was replaced (the previous report is unchanged).")
+    raise typer.Exit(130) from None
+
+
 def _guard(fn, debug: bool):
     """Run ``fn`` turning exceptions into a short message and an exit status."""
-    from softbayes.app.files import ReportBusyError
-    from softbayes.app.spec import SpecError
+    try:  # these imports load most of softbayes: a Ctrl-C may land here too
+        from softbayes.app.files import ReportBusyError
+        from softbayes.app.spec import SpecError
+    except KeyboardInterrupt:
+        _interrupted()
 
     debug = debug or _STATE["debug"] or bool(os.environ.get("SOFTBAYES_DEBUG"))
     try:
@@ -78,8 +87,7 @@ def _guard(fn, debug: bool):
     except typer.Exit:
         raise
     except KeyboardInterrupt:
-        _echo("\ninterrupted: nothing was replaced (the previous report is unchanged).")
-        raise typer.Exit(130) from None
+        _interrupted()
     except (SpecError, ValueError, FileNotFoundError, ReportBusyError, KeyError,
             TypeError) as err:
         if debug:

@@ -1,24 +1,35 @@
 """The ``softbayes`` console entry point: the command line, with Ctrl-C during start-up as exit 130.
 
-Importing the command line loads PyMC and PyTensor (about a second); a Ctrl-C in that window
-arrives before the command's own interrupt handling exists, so it is caught here.
+Importing the command line loads PyMC and PyTensor (about a second). A Ctrl-C in that window
+arrives before the command's own interrupt handling exists, and may land inside a compiled
+module's initialisation, which turns the ``KeyboardInterrupt`` into an ``ImportError``; so
+while importing, SIGINT ends the process at once (nothing has been written yet), and Python's
+usual handler is restored before the command runs.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
-__all__ = ["main"]
+__all__ = ["INTERRUPTED", "main"]
 
 #: Exit status of an interrupted command (128 + SIGINT, what shells report).
 INTERRUPTED = 130
 
 
+def _interrupted_at_start(signum, frame):  # pragma: no cover - ends the process
+    sys.stderr.write("\ninterrupted during start-up: nothing was written.\n")
+    sys.stderr.flush()
+    os._exit(INTERRUPTED)
+
+
 def main() -> None:
     """Run the ``softbayes`` command line."""
+    signal.signal(signal.SIGINT, _interrupted_at_start)
     try:
         from softbayes.app.cli import app
-    except KeyboardInterrupt:
-        sys.stderr.write("\ninterrupted during start-up: nothing was written.\n")
-        raise SystemExit(INTERRUPTED) from None
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     app(prog_name="softbayes")
