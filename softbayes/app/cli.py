@@ -107,10 +107,6 @@ def _guard(fn, debug: bool):
         _fail(RuntimeError(f"{type(err).__name__}: {err}"), 1)
 
 
-def _setup():
-    os.environ.setdefault("MPLBACKEND", "Agg")
-
-
 def _print_version(value: bool) -> None:
     if value:
         from importlib.metadata import version
@@ -128,7 +124,7 @@ def main(
 ) -> None:
     """softbayes: soft-label Bayesian classifiers, model comparison and reports."""
     _STATE["debug"] = debug
-    _setup()
+    os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 # --------------------------------------------------------------------------- run / demo
