@@ -2,9 +2,10 @@
 
 Importing the command line loads PyMC and PyTensor (about a second). A Ctrl-C in that window
 arrives before the command's own interrupt handling exists, and may land inside a compiled
-module's initialisation, which turns the ``KeyboardInterrupt`` into an ``ImportError``; so
-while importing, SIGINT ends the process at once (nothing has been written yet), and Python's
-usual handler is restored before the command runs.
+module's initialisation, which turns the ``KeyboardInterrupt`` into an ``ImportError``. So
+this module, imported only by the console script and ``python -m softbayes``, makes SIGINT end
+the process at once (nothing has been written yet) while it imports the command line, then
+restores Python's usual handler before any command runs.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ def _interrupted_at_start(signum, frame):  # pragma: no cover - ends the process
     os._exit(INTERRUPTED)
 
 
+signal.signal(signal.SIGINT, _interrupted_at_start)
+try:
+    from softbayes.app.cli import app  # after the start-up handler, on purpose
+finally:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main() -> None:
     """Run the ``softbayes`` command line."""
-    signal.signal(signal.SIGINT, _interrupted_at_start)
-    try:
-        from softbayes.app.cli import app
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
     app(prog_name="softbayes")

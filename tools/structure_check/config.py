@@ -8,9 +8,8 @@ TESTS = "tests"
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 80
 
-#: Files that may import softbayes modules inside functions (``softbayes --help`` stays fast;
-#: the entry point catches a Ctrl-C while the command line is still being imported).
-DEFERRED_IMPORT_FILES = frozenset({"softbayes/app/cli.py", "softbayes/app/entry.py"})
+#: Files that may import softbayes modules inside functions (``softbayes --help`` stays fast).
+DEFERRED_IMPORT_FILES = frozenset({"softbayes/app/cli.py"})
 #: The family registry: the one package (its ``__init__`` and one module per family) that may
 #: branch on family names, and where they are read.
 FAMILY_REGISTRY = "softbayes/terms/families"
