@@ -5,6 +5,9 @@ from __future__ import annotations
 FAMILIES = ("weighted_bernoulli", "continuous_bernoulli")
 EVAL_IMPLS = {
     "fused": "softbayes fused kernel (numba)",
+    "fused_f32": "fused kernel, float32 X and labels (numba)",
+    "model": "softbayes.Model's graph, pm.Data (numba)",
+    "fused_jax": "fused Op on PyTensor's JAX backend",
     "reference": "softbayes reference graph (numba)",
     "naive": "naive pm.Potential (numba)",
     "naive_jax": "naive pm.Potential (JAX backend)",
@@ -12,6 +15,7 @@ EVAL_IMPLS = {
 ENGINES = {
     "softbayes-nutpie": "softbayes fused kernel, PyMC model, nutpie (numba)",
     "softbayes-model": "softbayes.Model(...).fit() (nutpie, fused kernel)",
+    "softbayes-model-f32": "softbayes.Model(..., dtype='float32').fit()",
     "naive-default": "naive pm.Potential, pm.sample() default",
     "duplicated-default": "seed's duplicated data (2n rows), pm.sample() default",
     "naive-nutpie-jax": "naive pm.Potential, nutpie JAX backend",

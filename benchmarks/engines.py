@@ -80,11 +80,12 @@ def _softbayes_frame(X, labels):
     return df, cols
 
 
-def _eng_softbayes_model(X, labels, a, ttfd_only=False, sampler="nutpie", name="softbayes-model"):
+def _eng_softbayes_model(X, labels, a, ttfd_only=False, sampler="nutpie", name="softbayes-model",
+                         dtype="float64"):
     df, cols = _softbayes_frame(X, labels)
     priors = {"Intercept": {"dist": "Normal", "mu": 0.0, "sigma": PRIOR_SD},
               **{c: {"dist": "Normal", "mu": 0.0, "sigma": PRIOR_SD} for c in cols}}
-    model = sb.Model("label ~ " + " + ".join(cols), df, priors=priors)
+    model = sb.Model("label ~ " + " + ".join(cols), df, priors=priors, dtype=dtype)
     draws, tune, chains = (1, 1, 1) if ttfd_only else (a.draws, a.tune, a.chains)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -106,6 +107,11 @@ def _eng_softbayes_model(X, labels, a, ttfd_only=False, sampler="nutpie", name="
     for c in cols:
         parts.append(np.asarray(post[c].transpose("chain", "draw").values, float)[..., None])
     return np.concatenate(parts, axis=-1), str(fit.attrs.get("softbayes_sampler", "?"))
+
+
+def _eng_softbayes_model_f32(X, labels, a, ttfd_only=False):
+    return _eng_softbayes_model(X, labels, a, ttfd_only, name="softbayes-model-f32",
+                                dtype="float32")
 
 
 def _eng_softbayes_model_numpyro(X, labels, a, ttfd_only=False):
@@ -154,6 +160,7 @@ def _eng_numpyro(X, labels, a, ttfd_only=False):
 ENGINE_FUNCS = {
     "softbayes-nutpie": _eng_softbayes_nutpie,
     "softbayes-model": _eng_softbayes_model,
+    "softbayes-model-f32": _eng_softbayes_model_f32,
     "naive-default": _eng_naive_default,
     "duplicated-default": _eng_duplicated_default,
     "naive-nutpie-jax": _eng_naive_nutpie_jax,

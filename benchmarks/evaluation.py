@@ -6,11 +6,47 @@ import importlib.util
 import time
 
 import numpy as np
+import pandas as pd
+import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 
-from benchmarks.config import EVAL_IMPLS
+import softbayes as sb
+from benchmarks.config import EVAL_IMPLS, PRIOR_SD
 from benchmarks.models import build_model, simulate
+from softbayes.distributions.glm import ContinuousBernoulliGLM, WeightedBernoulliGLM
+
+
+def _fused_f32(family, X, labels):
+    """The fused model with the design and the labels stored in float32."""
+    with pm.Model() as model:
+        b = pm.Normal("b", 0.0, PRIOR_SD, shape=X.shape[1])
+        lab = labels.astype(np.float32)
+        if family == "weighted_bernoulli":
+            WeightedBernoulliGLM("ll", X=X, labels=lab, beta=b, dtype="float32")
+        else:
+            ContinuousBernoulliGLM("y", X=X, beta=b, observed=lab, dtype="float32")
+    return model
+
+
+def _softbayes_model(family, X, labels):
+    """``softbayes.Model``'s own PyMC model (data in pm.Data containers, centred design)."""
+    cols = [f"x{j}" for j in range(1, X.shape[1])]
+    df = pd.DataFrame(X[:, 1:], columns=cols)
+    df["label"] = labels
+    priors = {c: {"dist": "Normal", "mu": 0.0, "sigma": PRIOR_SD} for c in ["Intercept", *cols]}
+    return sb.Model("label ~ " + " + ".join(cols), df, likelihood=family,
+                    priors=priors).pymc_model
+
+
+def _build(impl, family, X, labels):
+    """``(PyMC model, compile mode)`` of one implementation."""
+    if impl == "fused_f32":
+        return _fused_f32(family, X, labels), None
+    if impl == "model":
+        return _softbayes_model(family, X, labels), None
+    kind = {"naive_jax": "naive", "fused_jax": "fused"}.get(impl, impl)
+    return build_model(kind, family, X, labels), "JAX" if impl.endswith("_jax") else None
 
 
 def compile_logp_dlogp(model, mode=None):
@@ -55,19 +91,24 @@ def run_eval(args, log):
             X, labels, beta = simulate(n, args.d, args.seed, family)
             x0 = beta * 0.9
             fns, compile_s, values = {}, {}, {}
-            impls = ["fused", "reference", "naive"] + (["naive_jax"] if has_jax else [])
+            impls = [i for i in EVAL_IMPLS if has_jax or not i.endswith("_jax")]
             for impl in impls:
-                kind = "naive" if impl == "naive_jax" else impl
-                mode = "JAX" if impl == "naive_jax" else None
                 try:
                     t0 = time.perf_counter()
-                    fn = compile_logp_dlogp(build_model(kind, family, X, labels), mode=mode)
+                    model, mode = _build(impl, family, X, labels)
+                    if len(model.value_vars) == 1:
+                        fn = compile_logp_dlogp(model, mode=mode)
+                    else:  # Model: one value variable per term, another parametrization
+                        fn = model.logp_dlogp_function(ravel_inputs=True)
+                        fn.set_extra_values({})
+                        fn.trust_input = True
                     out = fn(x0)
                     compile_s[impl] = time.perf_counter() - t0
                 except Exception as exc:  # keep going: one failure is one missing row
                     log(f"  {family} n={n} {impl}: FAILED {exc!r}")
                     continue
-                values[impl] = (float(np.asarray(out[0])), np.asarray(out[1], dtype=float))
+                if impl != "model":  # (the model's logp has other priors: not compared)
+                    values[impl] = (float(np.asarray(out[0])), np.asarray(out[1], dtype=float))
                 fns[impl] = (lambda f=fn, x=x0: f(x))
             fns["floor"] = lambda X=X, x=x0: X @ x
             med, counts = time_interleaved(fns, args.min_time)

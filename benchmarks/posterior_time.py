@@ -12,9 +12,13 @@ weighted-Bernoulli labels), prior Normal(0, 2.5) on every coefficient, 2 chains 
   cross-entropy), ``pm.sample()`` with its defaults (nutpie when installed);
 * ``numpyro`` -- NumPyro NUTS on the same log-density (``pip install -e ".[bench]"``).
 
-Every engine is run twice, each time in a new process: the second process shows what an
-on-disk compile cache saves for the same model structure. Import time is reported apart from
-the fit call. Posterior means must agree across engines (largest difference in posterior sds).
+Every engine runs twice, each time in a new process: the first with an empty softbayes cache
+folder (``SOFTBAYES_CACHE_DIR``, a new temporary folder), the second with the folder the first
+left, which shows what the on-disk compile cache saves for the same model structure. softbayes
+also gets a third process that times the first draw of a new ``Model`` (``draws=tune=1``, one
+chain, no log-likelihood). ``--repeat R`` repeats every measurement R times and reports
+medians. Import time is reported apart from the fit call. Posterior means must agree across
+engines (largest difference, in posterior sds). The targets are checked at the end.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 
@@ -34,35 +39,57 @@ ENGINES = ("softbayes", "pymc", "numpyro")
 DRAWS = TUNE = 500
 CHAINS = 2
 PRIOR_SD = 2.5
+#: Targets (seconds): n = 300 fit call, its second formula and second process; first draw at
+#: n = 100 000.
+FIT_TARGET, SECOND_TARGET, FIRST_DRAW_TARGET = 2.5, 1.5, 3.0
+SMALL_N, LARGE_N = 300, 100_000
 
 
 def _formula(d, drop=0):
     return "label ~ " + " + ".join(f"x{j}" for j in range(1, d - drop))
 
 
-def _softbayes(X, labels, seed):
+def _frame(X, labels):
     import pandas as pd
-
-    import softbayes as sb
 
     d = X.shape[1]
     df = pd.DataFrame(X[:, 1:], columns=[f"x{j}" for j in range(1, d)]).assign(label=labels)
     priors = {name: {"dist": "Normal", "mu": 0.0, "sigma": PRIOR_SD}
               for name in ["Intercept", *df.columns[:-1]]}
+    return df, priors
+
+
+def _softbayes(X, labels, seed):
+    import softbayes as sb
+
+    d = X.shape[1]
+    df, priors = _frame(X, labels)
     t0 = time.perf_counter()
     fit = sb.Model(_formula(d), df, priors=priors).fit(draws=DRAWS, tune=TUNE, chains=CHAINS,
                                                          random_seed=seed)
     fit_s = time.perf_counter() - t0
     post = fit["posterior"]
-    means = [float(post["Intercept"].mean())] + [float(post[f"x{j}"].mean())
-                                                 for j in range(1, d)]
-    sds = [float(post["Intercept"].std())] + [float(post[f"x{j}"].std()) for j in range(1, d)]
+    names = ["Intercept", *(f"x{j}" for j in range(1, d))]
+    means = [float(post[v].mean()) for v in names]
+    sds = [float(post[v].std()) for v in names]
     t0 = time.perf_counter()
     fewer = {k: v for k, v in priors.items() if k != f"x{d - 1}"}
     sb.Model(_formula(d, drop=1), df, priors=fewer).fit(draws=DRAWS, tune=TUNE, chains=CHAINS,
                                                          random_seed=seed + 1)
+    backend = fit.attrs.get("softbayes_backend")
     return {"fit_s": fit_s, "second_formula_s": time.perf_counter() - t0, "means": means,
-            "sds": sds}
+            "sds": sds, "sampler": f"nutpie ({backend})" if backend else "?"}
+
+
+def _softbayes_first_draw(X, labels, seed):
+    import softbayes as sb
+
+    df, priors = _frame(X, labels)
+    t0 = time.perf_counter()
+    fit = sb.Model(_formula(X.shape[1]), df, priors=priors).fit(
+        draws=1, tune=1, chains=1, random_seed=seed, log_likelihood=False, warn=False)
+    return {"fit_s": time.perf_counter() - t0,
+            "sampler": f"nutpie ({fit.attrs.get('softbayes_backend')})"}
 
 
 def _pymc(X, labels, seed):
@@ -93,6 +120,10 @@ def _numpyro(X, labels, seed):
             "sds": flat.std(0).tolist(), "sampler": how}
 
 
+_RUNS = {"softbayes": _softbayes, "softbayes_first_draw": _softbayes_first_draw,
+         "pymc": _pymc, "numpyro": _numpyro}
+
+
 def one(engine, n, d, seed) -> dict:
     """One measurement, in this (fresh) process."""
     t0 = time.perf_counter()
@@ -100,19 +131,44 @@ def one(engine, n, d, seed) -> dict:
 
     X, labels, _ = simulate(n, d, seed, "weighted_bernoulli")
     import_s = time.perf_counter() - t0
-    out = {"_softbayes": _softbayes, "_pymc": _pymc, "_numpyro": _numpyro}[f"_{engine}"](
-        X, labels, seed)
+    out = _RUNS[engine](X, labels, seed)
     return {"engine": engine, "n": n, "d": d, "import_s": import_s, **out}
 
 
-def _spawn(engine, n, d, seed) -> dict:
+def _spawn(engine, n, d, seed, cache_dir) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.posterior_time", "--one", engine, str(n), str(d),
            str(seed)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "SOFTBAYES_CACHE_DIR": cache_dir}
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         return {"engine": engine, "n": n, "d": d, "error": proc.stderr.strip()[-500:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _median(runs, key):
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return float(np.median(values)) if values else None
+
+
+def measure(engine, n, d, seed, repeat) -> dict:
+    """Medians over ``repeat`` pairs of processes (empty cache, then the cache it left)."""
+    firsts, seconds, draws = [], [], []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory(prefix="softbayes-cache-") as cache:
+            firsts.append(_spawn(engine, n, d, seed, cache))
+            seconds.append(_spawn(engine, n, d, seed, cache))
+        if engine == "softbayes" and n >= LARGE_N:
+            with tempfile.TemporaryDirectory(prefix="softbayes-cache-") as cache:
+                draws.append(_spawn("softbayes_first_draw", n, d, seed, cache))
+    errors = [r["error"] for r in firsts + seconds + draws if "error" in r]
+    if errors:
+        return {"engine": engine, "n": n, "d": d, "error": errors[0]}
+    return {"engine": engine, "n": n, "d": d, "fit_s": _median(firsts, "fit_s"),
+            "second_process_s": _median(seconds, "fit_s"),
+            "import_s": _median(firsts, "import_s"),
+            "second_formula_s": _median(firsts, "second_formula_s"),
+            "first_draw_s": _median(draws, "fit_s"), "sampler": firsts[0].get("sampler", "?"),
+            "means": firsts[0]["means"], "sds": firsts[0]["sds"], "runs": len(firsts)}
 
 
 def _agreement(rows) -> float:
@@ -123,12 +179,41 @@ def _agreement(rows) -> float:
     return float(np.max(np.abs(means - means[0]) / sds[0]))
 
 
+def _s(v):
+    return "" if v is None else f"{v:.2f} s"
+
+
+def target_checks(rows) -> list[tuple[str, bool, str]]:
+    """``(target, holds, figures)`` for each target the measured rows cover."""
+    by = {(r["engine"], r["n"], r["d"]): r for r in rows if "error" not in r}
+    checks = []
+    for (engine, n, d), r in sorted(by.items()):
+        if engine != "softbayes":
+            continue
+        if n == SMALL_N:
+            ref = by.get(("numpyro", n, d))
+            fit, limit = r["fit_s"], FIT_TARGET if ref is None else min(FIT_TARGET,
+                                                                       ref["fit_s"])
+            theirs = "" if ref is None else f", NumPyro {ref['fit_s']:.2f} s"
+            checks.append((f"n={n}, d={d}: Model.fit <= NumPyro and <= {FIT_TARGET} s",
+                           fit <= limit, f"{fit:.2f} s{theirs}"))
+            for key, what in (("second_formula_s", "2nd formula, same process"),
+                              ("second_process_s", "same structure, 2nd process")):
+                checks.append((f"n={n}, d={d}: {what} <= {SECOND_TARGET} s",
+                               r[key] <= SECOND_TARGET, f"{r[key]:.2f} s"))
+        if n == LARGE_N and r.get("first_draw_s") is not None:
+            checks.append((f"n={n}, d={d}: first draw of a new Model <= {FIRST_DRAW_TARGET} s",
+                           r["first_draw_s"] <= FIRST_DRAW_TARGET, f"{r['first_draw_s']:.2f} s"))
+    return checks
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--one", nargs=4, metavar=("ENGINE", "N", "D", "SEED"), help=argparse.SUPPRESS)
     p.add_argument("--sizes", default="300,10000,100000", help="comma-separated n")
     p.add_argument("--dims", default="5,10", help="comma-separated d (incl. the intercept)")
     p.add_argument("--engines", default=",".join(ENGINES))
+    p.add_argument("--repeat", type=int, default=1, help="runs per cell (medians reported)")
     p.add_argument("--seed", type=int, default=11)
     a = p.parse_args(argv)
     if a.one:
@@ -138,27 +223,28 @@ def main(argv=None) -> int:
     engines = [e for e in a.engines.split(",")
                if e != "numpyro" or importlib.util.find_spec("numpyro") is not None]
     print(f"time to posterior, {os.cpu_count()} CPU cores, load {os.getloadavg()[0]:.1f}; "
-          f"2 chains x ({TUNE} + {DRAWS}); each cell a fresh process (first / second)")
+          f"2 chains x ({TUNE} + {DRAWS}); each cell a fresh process, medians of {a.repeat}")
     print("| n | d | engine | fit call, 1st process | fit call, 2nd process | import | "
-          "2nd formula, same process | sampler |")
-    print("|---|---|---|---|---|---|---|---|")
+          "2nd formula, same process | first draw, new Model | sampler |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = []
     for n in map(int, map(float, a.sizes.split(","))):
         for d in map(int, a.dims.split(",")):
-            firsts = []
-            for engine in engines:
-                r1, r2 = _spawn(engine, n, d, a.seed), _spawn(engine, n, d, a.seed)
-                firsts.append(r1)
-                if "error" in r1 or "error" in r2:
-                    err = (r1.get("error") or r2["error"])[-120:]
-                    print(f"| {n} | {d} | {engine} | failed: {err} |")
+            cell = [measure(engine, n, d, a.seed, max(1, a.repeat)) for engine in engines]
+            for r in cell:
+                if "error" in r:
+                    print(f"| {n} | {d} | {r['engine']} | failed: {r['error'][-120:]} |")
                     continue
-                second = r1.get("second_formula_s")
-                print(f"| {n} | {d} | {engine} | {r1['fit_s']:.2f} s | {r2['fit_s']:.2f} s | "
-                      f"{r1['import_s']:.2f} s | "
-                      f"{'' if second is None else f'{second:.2f} s'} | "
-                      f"{r1.get('sampler', 'nutpie')} |")
+                print(f"| {n} | {d} | {r['engine']} | {_s(r['fit_s'])} | "
+                      f"{_s(r['second_process_s'])} | {_s(r['import_s'])} | "
+                      f"{_s(r['second_formula_s'])} | {_s(r['first_draw_s'])} | "
+                      f"{r['sampler']} |")
             print(f"|  |  | agreement | largest difference of posterior means: "
-                  f"{_agreement(firsts):.3f} posterior sd |  |  |  |  |")
+                  f"{_agreement(cell):.3f} posterior sd |  |  |  |  |  |")
+            rows += cell
+    print("\ntargets:")
+    for what, holds, figures in target_checks(rows):
+        print(f"- {what}: {'holds' if holds else 'NOT met'} ({figures})")
     return 0
 
 

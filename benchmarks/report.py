@@ -48,7 +48,7 @@ def _ratios(smp):
     """The targets' ratios, from the records of one run."""
     ok = {r["engine"]: r for r in smp if r.get("status") == "ok"}
     out = []
-    for name in ("softbayes-model", "softbayes-model-numpyro"):
+    for name in ("softbayes-model", "softbayes-model-f32", "softbayes-model-numpyro"):
         r = ok.get(name)
         if r is None:
             continue
@@ -90,7 +90,7 @@ def markdown(result):
             "`X @ beta` (one pass over the design matrix, the floor).",
             "",
         ]
-        impls = [i for i in ["fused", "reference", "naive", "naive_jax", "floor"]
+        impls = [i for i in [*EVAL_IMPLS, "floor"]
                  if any(r["impl"] == i for r in ev)]
         labels = {**EVAL_IMPLS, "floor": "NumPy X @ beta (floor)"}
         header = "| likelihood | n | " + " | ".join(labels[i] for i in impls) + " |"

@@ -1,4 +1,9 @@
-"""Large-n fits: Laplace and minibatch ADVI against statsmodels, with time and memory.
+"""
+Large n at full size: Laplace and minibatch ADVI against statsmodels
+====================================================================
+
+The command-line script behind the large-n figures of the README, with time and memory (it
+is not run when the documentation is built; :doc:`plot_05_large_n` is its small version)::
 
     .venv/bin/python examples/large_n.py --n 10000000 [--methods laplace,advi] [--no-glm]
 

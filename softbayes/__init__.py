@@ -15,7 +15,9 @@ from softbayes._version import __version__
 if TYPE_CHECKING:
     from softbayes.analysis.comparison import Comparison, compare
     from softbayes.analysis.diagnostics import FitDiagnostics, diagnose_fit
-    from softbayes.analysis.predict import marginal_effects, predict
+    from softbayes.analysis.plots import conditional_effects, plot_conditional_effects
+    from softbayes.analysis.ppc import binned_mean_ppc, loo_pit, plot_ppc, reliability_curve
+    from softbayes.analysis.predict import marginal_effects, predict, predictive_draws
     from softbayes.app.runner import run_spec
     from softbayes.app.spec import load_spec
     from softbayes.backend.log_likelihood import compute_log_likelihood
@@ -45,8 +47,10 @@ _EXPORTS = {
     "SoftCategorical": "softbayes.distributions.soft",
     "WeightedBernoulli": "softbayes.distributions.potentials",
     "WeightedCategorical": "softbayes.distributions.potentials",
+    "binned_mean_ppc": "softbayes.analysis.ppc",
     "compare": "softbayes.analysis.comparison",
     "compute_log_likelihood": "softbayes.backend.log_likelihood",
+    "conditional_effects": "softbayes.analysis.plots",
     "continuous_bernoulli_entropy": "softbayes.distributions.continuous_bernoulli",
     "continuous_bernoulli_mean": "softbayes.distributions.continuous_bernoulli",
     "continuous_bernoulli_variance": "softbayes.distributions.continuous_bernoulli",
@@ -55,8 +59,13 @@ _EXPORTS = {
     "load_dataset": "softbayes.data.datasets",
     "load_fit": "softbayes.io.fits",
     "load_spec": "softbayes.app.spec",
+    "loo_pit": "softbayes.analysis.ppc",
     "marginal_effects": "softbayes.analysis.predict",
+    "plot_conditional_effects": "softbayes.analysis.plots",
+    "plot_ppc": "softbayes.analysis.ppc",
     "predict": "softbayes.analysis.predict",
+    "predictive_draws": "softbayes.analysis.predict",
+    "reliability_curve": "softbayes.analysis.ppc",
     "run_spec": "softbayes.app.runner",
     "validate_soft_labels": "softbayes.data.validation",
     "validate_weights": "softbayes.data.validation",
@@ -73,8 +82,10 @@ __all__ = [
     "WeightedBernoulli",
     "WeightedCategorical",
     "__version__",
+    "binned_mean_ppc",
     "compare",
     "compute_log_likelihood",
+    "conditional_effects",
     "continuous_bernoulli_entropy",
     "continuous_bernoulli_mean",
     "continuous_bernoulli_variance",
@@ -83,8 +94,13 @@ __all__ = [
     "load_dataset",
     "load_fit",
     "load_spec",
+    "loo_pit",
     "marginal_effects",
+    "plot_conditional_effects",
+    "plot_ppc",
     "predict",
+    "predictive_draws",
+    "reliability_curve",
     "run_spec",
     "validate_soft_labels",
     "validate_weights",

@@ -65,3 +65,24 @@ def test_time_to_posterior_engines_agree():
     assert runs[0]["second_formula_s"] > 0
     means, sds = np.array([r["means"] for r in runs]), np.array([r["sds"] for r in runs])
     assert np.all(np.abs(means[0] - means[1]) < 0.2 * sds[1]), (means, sds)
+
+
+def test_time_to_posterior_target_checks():
+    # the verdicts follow the figures given (not a timing test: the rows are made up)
+    from benchmarks.posterior_time import target_checks
+
+    rows = [
+        {"engine": "softbayes", "n": 300, "d": 5, "fit_s": 2.0, "second_formula_s": 1.0,
+         "second_process_s": 1.6, "first_draw_s": None},
+        {"engine": "numpyro", "n": 300, "d": 5, "fit_s": 1.9},
+        {"engine": "softbayes", "n": 100_000, "d": 5, "fit_s": 20.0, "second_formula_s": 9.0,
+         "second_process_s": 19.0, "first_draw_s": 2.5},
+        {"engine": "pymc", "n": 300, "d": 5, "error": "failed"},
+    ]
+    checks = {what: holds for what, holds, _ in target_checks(rows)}
+    assert checks == {
+        "n=300, d=5: Model.fit <= NumPyro and <= 2.5 s": False,  # slower than NumPyro
+        "n=300, d=5: 2nd formula, same process <= 1.5 s": True,
+        "n=300, d=5: same structure, 2nd process <= 1.5 s": False,
+        "n=100000, d=5: first draw of a new Model <= 3.0 s": True,
+    }

@@ -83,7 +83,7 @@ def test_predictions_and_log_likelihood_match_scipy(data, fits):
     np.testing.assert_allclose(ll, ref, rtol=1e-9)
     mean = sb.predict(fit, new).values.reshape(len(b0), -1)
     np.testing.assert_allclose(mean, mu, rtol=1e-12)  # on the proportion scale k / m
-    pp = sb.predict(fit, new, kind="pp", random_seed=3).values.reshape(len(b0), -1)
+    pp = sb.predictive_draws(fit, new, random_seed=3).values.reshape(len(b0), -1)
     counts = pp * new["m"].to_numpy()
     np.testing.assert_allclose(counts, np.round(counts), atol=1e-9)
     assert pp.min() >= 0 and pp.max() <= 1

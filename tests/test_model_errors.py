@@ -98,7 +98,7 @@ def test_squeeze_is_recorded_in_fit_attrs(df):
     assert fit.attrs["softbayes_squeeze"] == 1
     assert fit.attrs["softbayes_n_squeezed"] == 1
     assert '"squeeze": true' in fit.attrs["softbayes_options"]
-    np.testing.assert_allclose(fit.observed_data["labels"].values, model.labels)
+    np.testing.assert_allclose(fit.observed_data["p"].values, model.labels)
 
 
 def test_options_for_the_wrong_family(df):

@@ -16,6 +16,7 @@ from scipy.special import expit, log_expit
 
 import softbayes as sb
 from softbayes.backend.calibration import tempered_pymc_model
+from softbayes.io.fits import posterior_dataset
 from softbayes.math.continuous_bernoulli import cb_icdf
 
 FAMILIES = ["weighted_bernoulli", "continuous_bernoulli"]
@@ -125,16 +126,16 @@ def test_fused_fit_pointwise_log_likelihood_and_draws(cb_fits):
     model_f, fit_f = cb_fits[True]
     model_r, _ = cb_fits[False]
     # the pointwise log-likelihood of the fused fit, recomputed on the reference graph
-    post = fit_f.posterior.to_dataset()
+    post = posterior_dataset(fit_f)
     tree = xr.DataTree.from_dict({"posterior": post})
     ref = sb.compute_log_likelihood(tree, model=model_r.pymc_model,
                                     extend_inferencedata=False)
-    np.testing.assert_allclose(fit_f.log_likelihood["labels"].values, ref["labels"].values,
+    np.testing.assert_allclose(fit_f.log_likelihood["y"].values, ref["y"].values,
                                rtol=1e-10, atol=1e-10)
     # and with the family's NumPy math on the posterior draws
     params = model_f.description.params(post)
     by_family = model_f.family.logp(model_f.labels, **params)
-    np.testing.assert_allclose(fit_f.log_likelihood["labels"].values, by_family,
+    np.testing.assert_allclose(fit_f.log_likelihood["y"].values, by_family,
                                rtol=1e-10, atol=1e-10)
     assert fit_f.attrs["softbayes_likelihood_kernel"] == "fused"
     assert cb_fits[False][1].attrs["softbayes_likelihood_kernel"] == "graph"

@@ -88,7 +88,7 @@ def test_priors_table_and_attrs(model, fit):
 @pytest.mark.parametrize("fmt", ["netcdf", "zarr"])
 def test_save_load_round_trip_predicts_identically(fit, new_data, tmp_path, fmt):
     expected = sb.predict(fit, new_data)
-    expected_pp = sb.predict(fit, new_data, kind="pp", random_seed=5)
+    expected_pp = sb.predictive_draws(fit, new_data, random_seed=5)
     if fmt == "netcdf":
         path = tmp_path / "fit.nc"
         fit.to_netcdf(path)
@@ -98,7 +98,7 @@ def test_save_load_round_trip_predicts_identically(fit, new_data, tmp_path, fmt)
     loaded = sb.load_fit(path)
     got = sb.predict(loaded, new_data)
     np.testing.assert_array_equal(got.values, expected.values)
-    np.testing.assert_array_equal(sb.predict(loaded, new_data, kind="pp", random_seed=5).values,
+    np.testing.assert_array_equal(sb.predictive_draws(loaded, new_data, random_seed=5).values,
                                   expected_pp.values)
     # Through xarray directly, lazily opened.
     with xr.open_datatree(path, engine="zarr" if fmt == "zarr" else None) as tree:
@@ -185,7 +185,7 @@ def test_set_labels_reuses_compiled_model(model, fit, data):
         model.set_labels(labels)
         assert model.compiled is not compiled  # same compiled functions, new data
         fit = model.fit(draws=100, tune=100, chains=1, random_seed=1, log_likelihood=False)
-        np.testing.assert_array_equal(fit.observed_data["labels"].values, labels)
+        np.testing.assert_array_equal(fit.observed_data["share"].values, labels)
         assert "log_likelihood" not in fit.children
         with pytest.raises(ValueError, match="outside"):
             model.set_labels(labels + 1.0)

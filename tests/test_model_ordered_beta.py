@@ -120,7 +120,7 @@ def test_pointwise_log_likelihood_and_mean_match_scipy(grouped):
     draws = np.arange(0, 1000, 97)
     eta, phi, k1, k2 = _draw_params(fit, data, draws)
     ref = ref_loglik(data["y"].values, eta, phi, k1, k2)
-    ll = fit.log_likelihood.to_dataset()["labels"].stack(s=("chain", "draw")).isel(s=draws)
+    ll = fit.log_likelihood.to_dataset()["y"].stack(s=("chain", "draw")).isel(s=draws)
     got = ll.transpose("s", ...).values
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)
     mean = sb.predict(fit, data).stack(s=("chain", "draw")).isel(s=draws)
@@ -130,7 +130,7 @@ def test_pointwise_log_likelihood_and_mean_match_scipy(grouped):
     held = sb.predict(fit, data.iloc[::7], kind="log_likelihood").stack(s=("chain", "draw"))
     np.testing.assert_allclose(held.isel(s=draws).transpose("s", ...).values, ref[:, ::7],
                                rtol=1e-9, atol=1e-9)
-    pp = sb.predict(fit, data, kind="pp", random_seed=1).values
+    pp = sb.predictive_draws(fit, data, random_seed=1).values
     assert ((pp >= 0) & (pp <= 1)).all()
     # the shares of exact 0s and 1s in the predictive draws are those of the model
     p0 = (1 - expit(eta - k1)).mean()

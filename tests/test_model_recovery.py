@@ -15,6 +15,7 @@ from scipy import stats
 from scipy.special import expit, softmax
 
 import softbayes as sb
+from softbayes.io.fits import fit_likelihood_var
 from softbayes.terms.families import BetaFamily
 
 DRAWS, TUNE, CHAINS = 500, 500, 2
@@ -39,7 +40,7 @@ def assert_covers(fit, name, truth, prob=0.94):
 
 def assert_loglik_matches_numpy(fit):
     """The stored pointwise log-likelihood (PyMC graph) equals the family's NumPy logp."""
-    ll = fit.log_likelihood["labels"]
+    ll = fit.log_likelihood[fit_likelihood_var(fit)]
     assert ll.dims == ("chain", "draw", "obs")
     assert ll.shape == (CHAINS, DRAWS, fit.attrs["softbayes_n_obs"])
     again = sb.predict(fit, kind="log_likelihood")
@@ -218,7 +219,7 @@ def test_bernoulli_thresholds_and_recovers(bernoulli_fit):
     fit, truth, y, n_soft = bernoulli_fit
     for name, value in truth.items():
         assert_covers(fit, name, value)
-    np.testing.assert_array_equal(fit.observed_data["labels"].values, y.astype(float))
+    np.testing.assert_array_equal(fit.observed_data["l"].values, y.astype(float))
     assert fit.attrs["softbayes_n_thresholded"] == n_soft
     assert fit.attrs["softbayes_threshold"] == 0.5
     assert fit.attrs["softbayes_log_likelihood_kind"] == "probability"
@@ -256,7 +257,7 @@ def test_soft_categorical_recovers_and_predicts_probability_vectors(cat_fit):
                       + post["x"].sel(class_reduced=c).values * 2.0 for c in ("p_b", "p_c")],
                    axis=-1)
     np.testing.assert_allclose(pred.isel(obs=2).values, softmax(eta, axis=-1), rtol=1e-10)
-    pp = sb.predict(fit, kind="pp", random_seed=0)
+    pp = sb.predictive_draws(fit, random_seed=0)
     np.testing.assert_array_equal(pp.sum("class").values, 1.0)
     assert set(np.unique(pp.values)) <= {0.0, 1.0}
     assert_loglik_matches_numpy(fit)

@@ -19,6 +19,7 @@ from scipy import special as sp
 
 import softbayes as sb
 from softbayes.io.attrs import attr_key
+from softbayes.io.fits import fit_likelihood_var
 from softbayes.terms.families.base import SIMPLEX_DENSITY_GROUP
 
 LABELS = ["p_a", "p_b", "p_c"]
@@ -70,7 +71,7 @@ def test_dirichlet_fit_records_the_squeeze_and_its_loglik_is_scipys(raters, diri
     assert int(fit.attrs[attr_key("squeeze")]) == 1
     zeros = int((raters[LABELS].to_numpy() == 0).any(axis=1).sum())
     assert zeros > 0 and int(fit.attrs[attr_key("n_squeezed")]) == zeros
-    ll = fit.log_likelihood["labels"].transpose("chain", "draw", "obs").values
+    ll = fit.log_likelihood[fit_likelihood_var(fit)].transpose("chain", "draw", "obs").values
     assert ll.shape == (2, 150, n)
     # independent: scipy's Dirichlet at the squeezed labels, with eta rebuilt from the draws
     z = (raters[LABELS].to_numpy() * (n - 1) + 1 / k) / n
@@ -101,7 +102,7 @@ def test_comparison_groups_and_refusal(dirichlet_fit, soft_categorical_fit):
     n = dirichlet_fit[1].log_likelihood.sizes["obs"]
     jac = 2 * np.log((n - 1) / n)
     assert any("squeezed into the interior of the simplex" in s for s in cmp.notes)
-    ll = dirichlet_fit[1].log_likelihood["labels"].values.reshape(-1, n)
+    ll = dirichlet_fit[1].log_likelihood["p_a__p_b__p_c"].values.reshape(-1, n)
     lppd = (sp.logsumexp(ll, axis=0) - np.log(ll.shape[0])).sum() + n * jac
     elpd = cmp.elpd_tables[SIMPLEX_DENSITY_GROUP].loc["dirichlet", "elpd"]
     assert lppd - 30 < elpd < lppd  # the LOO penalty (a few effective parameters)
@@ -123,7 +124,7 @@ def test_cc_fit_loglik_mean_scale_and_group_terms(raters, cc_fit):
     model, fit = cc_fit
     y = raters[LABELS].to_numpy()
     assert (y == 0).any()  # exact zeros are in the support: nothing squeezed
-    ll = fit.log_likelihood["labels"].transpose("chain", "draw", "obs").values
+    ll = fit.log_likelihood[fit_likelihood_var(fit)].transpose("chain", "draw", "obs").values
     mean = model.predict(fit).transpose("chain", "draw", ...).values
     for c, d in [(0, 3), (1, 140)]:
         eta = _eta(fit, raters, c, d)

@@ -20,6 +20,7 @@ import xarray as xr
 
 # one source for the thresholds: the backend warns with them after every NUTS fit
 from softbayes.backend.convergence import BFMI_MIN, ESS_MIN_PER_CHAIN, RHAT_MAX
+from softbayes.io.fits import posterior_dataset
 
 __all__ = [
     "BFMI_MIN",
@@ -110,8 +111,7 @@ class FitDiagnostics:
 
 
 def _posterior(fit) -> xr.Dataset:
-    post = fit["posterior"]
-    return post.to_dataset() if hasattr(post, "to_dataset") else post
+    return posterior_dataset(fit)  # the sampled centred intercepts are diagnosed too
 
 
 def _group(fit, name):

@@ -16,11 +16,20 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from softbayes.backend.build import label_dims
+from softbayes.backend.result import predictive_dataset
 from softbayes.io.attrs import FitAttrs
-from softbayes.io.fits import description_from_fit
+from softbayes.io.fits import (
+    OBS_DIM,
+    description_from_fit,
+    fit_likelihood_var,
+    obs_coords,
+    posterior_dataset,
+)
 from softbayes.terms.description import as_description
+from softbayes.terms.predictor import CLASS_DIM
 
-__all__ = ["marginal_effects", "predict"]
+__all__ = ["marginal_effects", "predict", "predictive_draws"]
 
 KINDS = ("mean", "pp", "linear", "log_likelihood")
 
@@ -33,8 +42,34 @@ def _model_of(fit, model):
 
 
 def _posterior(fit):
-    post = fit["posterior"]
-    return post.to_dataset() if hasattr(post, "to_dataset") else post
+    return posterior_dataset(fit)
+
+
+def _observed(model, data, n_ref):
+    """The labels of the predicted rows as the likelihood sees them, or None when ``data``
+    lacks the label columns."""
+    if data is None:
+        return model.labels
+    if not all(c in data.columns for c in model.response.data_columns):
+        return None
+    return model.prepare_labels(data, n_ref=n_ref)[0]
+
+
+def _pp_tree(fit, model, data, values, sample, obs) -> xr.DataTree:
+    """``kind="pp"``: the draws as a ``posterior_predictive`` group, with the rows' labels as
+    ``observed_data`` when known -- what ArviZ's predictive checks read."""
+    name = fit_likelihood_var(fit)
+    groups = {"posterior_predictive": predictive_dataset(model, values, sample, obs,
+                                                         name=name)}
+    n_ref = FitAttrs.from_attrs(fit.attrs, warn_unknown=False).n_obs
+    labels = _observed(model, data, n_ref)
+    if labels is not None:
+        coords = {OBS_DIM: obs}
+        if model.family.multiclass:
+            coords[CLASS_DIM] = model.class_labels
+        groups["observed_data"] = xr.Dataset({name: (label_dims(model), labels)},
+                                             coords=coords)
+    return xr.DataTree.from_dict(groups)
 
 
 def predict(fit, data=None, kind="mean", *, random_seed=None, new_groups="error", model=None):
@@ -69,9 +104,17 @@ def predict(fit, data=None, kind="mean", *, random_seed=None, new_groups="error"
 
     Returns
     -------
-    xarray.DataArray
-        Dims ``(chain, draw, obs)``, plus ``class`` for ``soft_categorical``; ``obs`` runs
-        over the rows of ``data`` in order.
+    xarray.DataArray or xarray.DataTree
+        ``"mean"``, ``"linear"``, ``"log_likelihood"``: a DataArray with dims
+        ``(chain, draw, obs)``, plus ``class`` for the multiclass families. ``"pp"``: a
+        DataTree like a fit's predictive groups -- ``posterior_predictive`` holding one
+        variable named as the fit's observed variable (the label column), and
+        ``observed_data`` with the rows' labels when they are known (the training rows, or
+        ``data`` holding the label columns) -- so ``az.plot_ppc_dist`` takes it as it is;
+        its attrs say what the draws are (``predictive_check``: ``"density"`` for labels on
+        the label scale, ``"reliability"`` for hard outcomes). ``obs`` holds the rows'
+        index where that is unique integers or strings, else ``0 .. n-1``
+        (:func:`softbayes.io.fits.obs_coords`), in the order of the rows.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
@@ -94,18 +137,27 @@ def predict(fit, data=None, kind="mean", *, random_seed=None, new_groups="error"
         else:
             values = fam.draws(rng, **params)
     values = np.asarray(values, dtype=float)
-    dims = ["chain", "draw", "obs"]
-    coords = {
-        "chain": post["chain"].values,
-        "draw": post["draw"].values,
-        "obs": np.arange(len(rows)),
-    }
+    sample = {"chain": post["chain"].values, "draw": post["draw"].values}
+    obs = obs_coords(rows)
+    if kind == "pp":
+        return _pp_tree(fit, model, data, values, sample, obs)
+    dims = ["chain", "draw", OBS_DIM]
+    coords = {**sample, OBS_DIM: obs}
     if values.ndim == 4:
-        dims.append("class")
-        coords["class"] = model.class_labels
-    name = {"mean": "mean", "pp": "labels", "linear": "eta", "log_likelihood": "labels"}[kind]
+        dims.append(CLASS_DIM)
+        coords[CLASS_DIM] = model.class_labels
+    name = {"mean": "mean", "linear": "eta", "log_likelihood": fit_likelihood_var(fit)}[kind]
     return xr.DataArray(values, dims=dims, coords=coords, name=name,
                         attrs={"kind": kind, **FitAttrs(family=fam.name).to_attrs()})
+
+
+def predictive_draws(fit, data=None, *, random_seed=None, new_groups="error", model=None):
+    """The posterior predictive draws of :func:`predict` ``kind="pp"`` as one DataArray,
+    dims ``(chain, draw, obs[, class])`` (the variable of its ``posterior_predictive``)."""
+    tree = predict(fit, data, "pp", random_seed=random_seed, new_groups=new_groups,
+                   model=model)
+    (da,) = tree["posterior_predictive"].to_dataset().data_vars.values()
+    return da
 
 
 def _interval(samples, prob, interval):

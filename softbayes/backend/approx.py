@@ -278,7 +278,7 @@ def _laplace_or_advi(description, pm_model, method, *, draws, chains, random_see
 def fit_approx(description, pymc_model, method, *, draws=1000, chains=4, random_seed=None,
                log_likelihood=True, calibrate=None, progressbar=False, maxiter=1000,
                n_iter=5000, batch_size=None, learning_rate=None, minibatch_threshold=100_000,
-               max_log_likelihood_values=2**27, **kwargs):
+               max_log_likelihood_values=2**27, predictive=None, **kwargs):
     """Fit a model description with an approximation; see the module doc.
 
     Parameters
@@ -299,6 +299,8 @@ def fit_approx(description, pymc_model, method, *, draws=1000, chains=4, random_
         posterior sd when n is large).
     max_log_likelihood_values : int
         Cap on ``chains * draws * n`` values of the pointwise log-likelihood.
+    predictive : bool, optional
+        The predictive groups (see :meth:`softbayes.Model.fit`).
     **kwargs
         ``pathfinder``: ``history`` (L-BFGS pairs, default 6), ``elbo_draws`` (default 50),
         ``psis_resample`` (default False); see :func:`pathfinder`.
@@ -338,7 +340,8 @@ def fit_approx(description, pymc_model, method, *, draws=1000, chains=4, random_
                       tune=0, chains=chains, method=method)
     ll_draws = complete_fit(idata, description, pymc_model, attrs,
                             log_likelihood=log_likelihood,
-                            max_log_likelihood_values=max_log_likelihood_values)
+                            max_log_likelihood_values=max_log_likelihood_values,
+                            predictive=predictive)
     if log_q is not None and ll_draws == draws:
         if log_p is None:
             log_p = _log_density(pymc_model, flat, xs)

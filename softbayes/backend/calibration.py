@@ -112,7 +112,14 @@ from softbayes.backend.calibration_math import (
     sandwich_covariance,
 )
 from softbayes.io.attrs import FitAttrs
-from softbayes.io.fits import LOGLIK_VAR, OBS_DIM, description_from_fit
+from softbayes.io.fits import (
+    OBS_DIM,
+    description_from_fit,
+    fit_likelihood_var,
+    hide_internal,
+    obs_coords,
+    posterior_dataset,
+)
 from softbayes.terms.description import as_description
 from softbayes.terms.families import FAMILIES
 from softbayes.terms.predictor import SAMPLE_DIMS, ParameterLayout
@@ -334,8 +341,7 @@ def plan_fit(description, pymc_model, calibrate=None) -> FitPlan:
 
 
 def _posterior_dataset(idata):
-    post = idata["posterior"]
-    return post.to_dataset() if hasattr(post, "to_dataset") else post
+    return posterior_dataset(idata)  # the centred intercepts included
 
 
 def _sandwich_adjust(description, idata, plan, method="cholesky"):
@@ -404,9 +410,9 @@ def recompute_log_likelihood(fit, model=None):
     post = _posterior_dataset(fit)
     values = np.asarray(desc.log_likelihood(post), dtype=float)
     coords = {"chain": post["chain"].values, "draw": post["draw"].values,
-              OBS_DIM: np.arange(values.shape[2])}
-    fit["log_likelihood"] = xr.Dataset(
-        {LOGLIK_VAR: xr.DataArray(values, dims=(*SAMPLE_DIMS, OBS_DIM), coords=coords)})
+              OBS_DIM: obs_coords(desc.data)}
+    fit["log_likelihood"] = xr.Dataset({fit_likelihood_var(fit): xr.DataArray(
+        values, dims=(*SAMPLE_DIMS, OBS_DIM), coords=coords)})
     return fit
 
 
@@ -431,6 +437,7 @@ def calibrate_fit(fit, calibrate="sandwich", *, model=None):
     plan = plan_fit(desc, build_pymc_model(desc), "sandwich")
     out = fit.copy()
     plan.adjust(desc, out)
+    hide_internal(out, desc)
     if "log_likelihood" in out.children:
         recompute_log_likelihood(out, desc)
     FitAttrs(**plan.attrs).write(out)

@@ -19,6 +19,8 @@ import warnings
 
 import numpy as np
 
+from softbayes.io.fits import posterior_dataset
+
 __all__ = [
     "BFMI_MIN",
     "ESS_MIN_PER_CHAIN",
@@ -74,7 +76,7 @@ def convergence_messages(fit) -> list[str]:
     from arviz_stats import ess as az_ess
     from arviz_stats import rhat as az_rhat
 
-    post = _dataset(fit["posterior"])
+    post = posterior_dataset(fit)  # the centred intercepts are sampled: checked too
     post = post[[n for n, da in post.data_vars.items()
                  if np.issubdtype(da.dtype, np.number) and {"chain", "draw"} <= set(da.dims)]]
     n_chains = int(post.sizes["chain"])
@@ -113,7 +115,7 @@ def convergence_messages(fit) -> list[str]:
 
 
 def warn_convergence(fit, *, stacklevel=2) -> list[str]:
-    """Issue :func:`convergence_messages` of ``fit`` as ``UserWarning``s; returns them.
+    """Issue :func:`convergence_messages` of ``fit`` as ``UserWarning`` warnings; returns them.
 
     ``stacklevel`` is that of :func:`warnings.warn` as seen from the caller.
     """

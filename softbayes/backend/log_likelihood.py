@@ -4,11 +4,14 @@
 likelihood is a :func:`softbayes.WeightedBernoulli` / :func:`softbayes.WeightedCategorical`
 Potential gets no ``log_likelihood`` group, and ``az.loo`` / ``az.compare`` fail on it.
 :func:`compute_log_likelihood` fills that group: PyMC's own values for observed variables,
-plus one variable per weighted potential with one term per original observation.
+plus one variable per weighted potential with one term per original observation. A
+``pm.Potential`` written by hand has no pointwise form: it is left out of the group, with a
+warning naming it (:func:`unregistered_potentials`).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,16 +26,16 @@ from pytensor.graph.traversal import explicit_graph_inputs
 from scipy import sparse
 
 from softbayes.distributions.potentials import get_weighted_term
+from softbayes.io.fits import posterior_dataset
 
-__all__ = ["compute_log_likelihood"]
+__all__ = ["compute_log_likelihood", "unregistered_potentials"]
 
 # Target size of one chunk of output rows (float64 values) per compiled call.
 _CHUNK_VALUES = 2**22
 
 
 def _posterior_dataset(idata):
-    posterior = idata["posterior"]
-    return posterior.to_dataset() if hasattr(posterior, "to_dataset") else posterior
+    return posterior_dataset(idata)  # a softbayes fit keeps its centred intercepts apart
 
 
 def _aggregation_matrix(info):
@@ -125,6 +128,24 @@ def _potential_log_likelihood(model, idata, names, sample_dims, chunk_size, comp
     return xr.Dataset(data_vars)
 
 
+def unregistered_potentials(model=None) -> list[str]:
+    """The names of ``model``'s potentials that are not softbayes weighted likelihood terms
+    (plain ``pm.Potential`` terms, whose pointwise log-likelihood is unknown)."""
+    model = modelcontext(model)
+    return [pot.name for pot in model.potentials if get_weighted_term(pot, model) is None]
+
+
+def _warn_unregistered(names, stacklevel):
+    warnings.warn(
+        f"The model's potentials {names} are not softbayes likelihood terms: their "
+        "contribution is not in the log_likelihood group, so az.loo / az.compare on it "
+        "leave them out. If they are likelihood terms, write them with "
+        "softbayes.WeightedBernoulli / WeightedCategorical (registered potentials) or as "
+        "observed variables (softbayes.SoftBernoulli, SoftCategorical); if they are part of "
+        "the prior, ignore this warning.",
+        UserWarning, stacklevel=stacklevel + 1)
+
+
 def compute_log_likelihood(
     idata,
     model=None,
@@ -143,7 +164,9 @@ def compute_log_likelihood(
     potential, a ``log_likelihood`` variable named after it with dims
     ``(chain, draw, <obs dim>)``: one term per *original* observation, the rows of one
     duplicated point summed through its ``obs_index``. Afterwards ``az.loo`` and
-    ``az.compare`` work on Potential-based models.
+    ``az.compare`` work on Potential-based models. Any other ``pm.Potential`` of the model
+    (one written by hand) cannot be split by observation: it is left out, with a
+    ``UserWarning`` naming it (when ``var_names`` is None).
 
     Parameters
     ----------
@@ -176,6 +199,7 @@ def compute_log_likelihood(
 
     observed = [rv.name for rv in model.observed_RVs]
     weighted = [pot.name for pot in model.potentials if get_weighted_term(pot, model) is not None]
+    unregistered = unregistered_potentials(model)
     if var_names is None:
         obs_names, pot_names = observed, weighted
     else:
@@ -189,16 +213,21 @@ def compute_log_likelihood(
         obs_names = [n for n in var_names if n in observed]
         pot_names = [n for n in var_names if n in weighted]
     if not obs_names and not pot_names:
+        plain = (f" (its potentials {unregistered} are plain pm.Potential terms)"
+                 if unregistered else "")
         raise ValueError(
-            "The model has no observed variables and no softbayes weighted potentials; "
-            "there is no likelihood to evaluate."
+            "The model has no observed variables and no softbayes weighted potentials"
+            f"{plain}; there is no likelihood to evaluate. Write soft-label likelihoods with "
+            "softbayes.WeightedBernoulli / WeightedCategorical or as observed variables."
         )
+    if unregistered and var_names is None:
+        _warn_unregistered(unregistered, stacklevel=2)
 
     parts = []
     if obs_names:
         parts.append(
             pm.compute_log_likelihood(
-                idata,
+                xr.DataTree.from_dict({"posterior": _posterior_dataset(idata)}),
                 var_names=obs_names,
                 extend_inferencedata=False,
                 model=model,

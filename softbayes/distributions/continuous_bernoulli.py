@@ -1,8 +1,9 @@
 """The continuous Bernoulli distribution for PyMC.
 
 The math (all of it in the natural parameter ``logit_p``) lives in
-:mod:`softbayes.math.continuous_bernoulli`; this module wraps it as a PyTensor
-``RandomVariable`` and a PyMC distribution, and exposes the moments as public functions.
+:mod:`softbayes.math.continuous_bernoulli`; this module wraps it as a PyMC distribution whose
+draws are a symbolic graph (the inverse CDF at a uniform draw, so every PyTensor backend
+compiles them, numba included), and exposes the moments as public functions.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from pymc.distributions.dist_math import (
     check_icdf_value,
     check_parameters,
 )
-from pymc.distributions.shape_utils import rv_size_is_none
+from pymc.distributions.distribution import SymbolicRandomVariable
+from pymc.distributions.shape_utils import implicit_size_from_params, rv_size_is_none
+from pymc.pytensorf import normalize_rng_param
 from pytensor.graph.basic import Variable
-from pytensor.tensor.random.op import RandomVariable
+from pytensor.tensor.random.basic import uniform
+from pytensor.tensor.random.utils import normalize_size_param
 from scipy import special as _sp
 
 from softbayes.data.validation import validate_unit_interval
@@ -97,25 +101,35 @@ def continuous_bernoulli_entropy(p=None, logit_p=None):
     return cb_entropy(_to_logit(p, logit_p))
 
 
-class ContinuousBernoulliRV(RandomVariable):
-    """Draws by inverting the CDF at a uniform; parameter: ``logit_p``."""
+class ContinuousBernoulliRV(SymbolicRandomVariable):
+    """Draws as a graph: :func:`~softbayes.math.continuous_bernoulli.cb_icdf` at a uniform
+    draw; parameter: ``logit_p``.
+
+    Being symbolic (no NumPy ``rng_fn``), the draws compile with the model's backend:
+    ``pm.sample_prior_predictive`` / ``pm.sample_posterior_predictive`` under numba (PyMC's
+    default) run compiled code, without numba's object-mode fallback.
+    """
 
     name = "continuous_bernoulli"
-    signature = "()->()"
-    dtype = "floatX"
+    extended_signature = "[rng],[size],()->[rng],()"
     _print_name = ("ContinuousBernoulli", "\\operatorname{ContinuousBernoulli}")
 
-    def __call__(self, logit_p, size=None, **kwargs):
-        return super().__call__(logit_p, size=size, **kwargs)
-
     @classmethod
-    def rng_fn(cls, rng, logit_p, size):
-        logit_p = np.asarray(logit_p)
-        u = rng.random(size=np.shape(logit_p) if size is None else size)
-        return cb_icdf(u, logit_p)
+    def rv_op(cls, logit_p, *, size=None, rng=None):
+        """The draw graph of CB(``logit_p``) with ``size`` and ``rng``."""
+        logit_p = pt.as_tensor(logit_p)
+        rng = normalize_rng_param(rng)
+        size = normalize_size_param(size)
+        if rv_size_is_none(size):
+            size = implicit_size_from_params(logit_p, ndims_params=cls.ndims_params)
+        next_rng, u = uniform(size=size, rng=rng, return_next_rng=True, dtype=logit_p.dtype)
+        draws = cb_icdf(u, logit_p)
+        return cls(inputs=[rng, size, logit_p], outputs=[next_rng, draws])(rng, size, logit_p)
 
 
-continuous_bernoulli = ContinuousBernoulliRV()
+def continuous_bernoulli(logit_p, size=None, rng=None):
+    """A draw variable of CB(``logit_p``) (the random variable outside a model)."""
+    return ContinuousBernoulliRV.rv_op(logit_p, size=size, rng=rng)
 
 
 class ContinuousBernoulli(UnitContinuous):
@@ -196,7 +210,8 @@ class ContinuousBernoulli(UnitContinuous):
     0.38801418711...
     """
 
-    rv_op = continuous_bernoulli
+    rv_type = ContinuousBernoulliRV
+    rv_op = ContinuousBernoulliRV.rv_op
 
     def __new__(cls, name, *args, observed=None, **kwargs):
         # Observed values are checked here (numeric, finite, inside [0, 1]) so that bad data

@@ -319,11 +319,13 @@ class FitAttrs:
     log_likelihood_var: str | None = field(default=None, metadata=_meta(_identifier))
     log_likelihood_kind: str | None = field(default=None, metadata=_meta(_ll_kind))
     sampler: str | None = field(default=None, metadata=_meta(_short))
+    backend: str | None = field(default=None, metadata=_meta(_choice("jax", "numba")))
     random_seed: int | None = field(default=None, metadata=_meta(_integer, "int"))
     draws: int | None = field(default=None, metadata=_meta(_count, "int"))
     tune: int | None = field(default=None, metadata=_meta(_count, "int"))
     chains: int | None = field(default=None, metadata=_meta(_count, "int"))
     likelihood_kernel: str | None = field(default=None, metadata=_meta(_kernel))
+    dtype: str | None = field(default=None, metadata=_meta(_choice("float64", "float32")))
     threshold: float | None = field(default=None, metadata=_meta(_open_unit, "float"))
     n_thresholded: int | None = field(default=None, metadata=_meta(_count, "int"))
     squeeze: int | None = field(default=None, metadata=_meta(_flag, "int"))
@@ -369,10 +371,8 @@ class FitAttrs:
             if kind == "json":
                 v = json.dumps(np.asarray(v).tolist() if isinstance(v, np.ndarray) else v,
                                sort_keys=True)
-            elif kind == "int":
-                v = int(v)
-            elif kind == "float":
-                v = float(v)
+            elif kind in ("int", "float"):
+                v = int(v) if kind == "int" else float(v)
             else:
                 v = str(v)
             out[attr_key(f.name)] = v

@@ -39,10 +39,12 @@ from softbayes.io.attrs import (
 )
 from softbayes.terms.description import describe_model
 from softbayes.terms.families import family_class
+from softbayes.terms.predictor import CLASS_DIM, CLASS_REDUCED_DIM
 from softbayes.terms.priors import Prior
 
 __all__ = [
     "FIT_ATTRS",
+    "INTERNAL_GROUP",
     "LOGLIK_VAR",
     "OBS_DIM",
     "TRAINING_GROUP",
@@ -51,8 +53,14 @@ __all__ = [
     "dataset_to_frame",
     "description_from_fit",
     "description_hashes",
+    "fit_likelihood_var",
     "frame_to_dataset",
+    "hide_internal",
+    "internal_variables",
+    "likelihood_var",
     "load_fit",
+    "obs_coords",
+    "posterior_dataset",
     "save_fit",
     "unknown_fit_attrs",
     "validate_fit",
@@ -60,8 +68,109 @@ __all__ = [
 
 #: The observation dim of a fit's groups.
 OBS_DIM = "obs"
-#: Name of the likelihood term: its ``log_likelihood`` variable and ``observed_data`` entry.
+#: The group of a fit that holds the sampled variables users do not read
+#: (:func:`internal_variables`): out of ``az.summary(fit)``'s default view.
+INTERNAL_GROUP = "posterior_internal"
+#: Name of the likelihood term when the label columns cannot lend theirs
+#: (:func:`likelihood_var`), and of fits whose attrs record no name.
 LOGLIK_VAR = "labels"
+#: Names the likelihood term never takes: dims and names of other groups' variables.
+_RESERVED = frozenset({OBS_DIM, CLASS_DIM, CLASS_REDUCED_DIM, "chain", "draw", "coef",
+                       "phi_coef", "X", "X_phi", "weights", "Intercept"})
+#: Endings and beginnings of the names the model graph generates (containers, parameters).
+_GENERATED_ENDS = ("_data", "_centered", "_dim", "__tempering")
+_GENERATED_STARTS = ("phi_",)
+
+
+def likelihood_var(description) -> str:
+    """The name of the likelihood term of ``description``'s model: the label column
+    (``"y ~ x"``: ``"y"``; ``"p(k, m) ~ x"``: ``"k"``), or the label columns joined by
+    ``"__"`` for the multiclass families (``"c(a, b, c) ~ x"``: ``"a__b__c"``).
+
+    It names the observed variable (``observed_data``, ``posterior_predictive``,
+    ``prior_predictive``) and the ``log_likelihood`` variable, and is recorded in the
+    attr ``log_likelihood_var``. :data:`LOGLIK_VAR` (``"labels"``) instead when that name is
+    not a plain ASCII identifier of at most 100 characters or could clash with a name the
+    model generates (a dim, a parameter such as ``phi``, ``Intercept``, a ``*_data``
+    container).
+    """
+    name = "__".join(str(c) for c in description.label_columns)
+    family = description.family
+    taken = set(_RESERVED) | set(family.parameters)
+    taken |= {n for n, _, _ in family.scalar_parameters()}
+    for part in (description.main, description.phi):
+        if part is not None:
+            taken |= set(part.coords())
+    plain = name.isascii() and name.isidentifier() and len(name) <= 100
+    if (not plain or name in taken or name.endswith(_GENERATED_ENDS)
+            or name.startswith(_GENERATED_STARTS)):
+        return LOGLIK_VAR
+    return name
+
+
+def fit_likelihood_var(fit) -> str:
+    """The name of a fit's likelihood variable: its attr ``log_likelihood_var``, else
+    :data:`LOGLIK_VAR` (which fits without the attr, and older fits, use)."""
+    name = fit.attrs.get(attr_key("log_likelihood_var"))
+    return str(name) if isinstance(name, str) and name else LOGLIK_VAR
+
+
+def internal_variables(description) -> list[str]:
+    """The sampled variables of ``description``'s model that users do not read: the centred
+    intercepts (``Intercept_centered``, ``phi_Intercept_centered``), of which the posterior's
+    ``Intercept`` is the usual, uncentred form."""
+    return [part.var("Intercept_centered") for part in (description.main, description.phi)
+            if part is not None and part.design.intercept]
+
+
+def hide_internal(idata, description):
+    """Move the :func:`internal_variables` of ``idata``'s posterior into its
+    :data:`INTERNAL_GROUP` group, so that ``az.summary(fit)`` and ArviZ's plots show what a
+    user reads; :func:`posterior_dataset` puts them back for computations."""
+    post = idata["posterior"].to_dataset()
+    names = [n for n in internal_variables(description) if n in post.data_vars]
+    if not names:
+        return idata
+    internal = post[names]
+    if INTERNAL_GROUP in idata.children:
+        kept = idata[INTERNAL_GROUP].to_dataset()
+        internal = kept.drop_vars([n for n in names if n in kept.data_vars]).merge(internal)
+    attrs = dict(post.attrs)
+    idata["posterior"] = post.drop_vars(names)
+    idata["posterior"].attrs.update(attrs)
+    idata[INTERNAL_GROUP] = internal
+    return idata
+
+
+def posterior_dataset(fit) -> xr.Dataset:
+    """A fit's posterior draws as one Dataset, the :data:`INTERNAL_GROUP` variables
+    included: what predictions, diagnostics and the log-likelihood read."""
+    post = fit["posterior"]
+    post = post.to_dataset() if hasattr(post, "to_dataset") else post
+    children = getattr(fit, "children", {})
+    if INTERNAL_GROUP not in children:
+        return post
+    internal = fit[INTERNAL_GROUP].to_dataset()
+    extra = [n for n in internal.data_vars if n not in post.data_vars]
+    return post.merge(internal[extra]) if extra else post
+
+
+def obs_coords(frame: pd.DataFrame) -> np.ndarray:
+    """The coordinates of the ``obs`` dim for the rows of ``frame``: its index when that is
+    safe to store and to align on (unique, integers or strings, not a MultiIndex), else
+    ``0 .. n-1``."""
+    index = frame.index
+    n = len(index)
+    if (isinstance(index, pd.MultiIndex) or not index.is_unique
+            or not (pd.api.types.is_integer_dtype(index.dtype)
+                    or pd.api.types.is_string_dtype(index.dtype))):
+        return np.arange(n)
+    values = index.to_numpy()
+    if not pd.api.types.is_integer_dtype(index.dtype):
+        if not all(isinstance(v, str) for v in values):
+            return np.arange(n)
+        values = values.astype(str)
+    return values
 
 
 def _kind(series: pd.Series) -> str:
@@ -106,7 +215,7 @@ def frame_to_dataset(df: pd.DataFrame) -> xr.Dataset:
         else:
             values = s.to_numpy()
         data_vars[_var_name(col, i, data_vars)] = xr.Variable((OBS_DIM,), values, attrs=attrs)
-    return xr.Dataset(data_vars, coords={OBS_DIM: np.arange(len(df))})
+    return xr.Dataset(data_vars, coords={OBS_DIM: obs_coords(df)})
 
 
 def _json_scalar(v):
@@ -118,7 +227,8 @@ def _json_scalar(v):
 
 
 def dataset_to_frame(ds) -> pd.DataFrame:
-    """Decode :func:`frame_to_dataset`'s Dataset back into the data frame."""
+    """Decode :func:`frame_to_dataset`'s Dataset back into the data frame (its index from
+    the ``obs`` coordinates)."""
     if hasattr(ds, "to_dataset"):
         ds = ds.to_dataset()
     cols = {}
@@ -146,7 +256,12 @@ def dataset_to_frame(ds) -> pd.DataFrame:
                 cols[col] = values.astype(dtype) if dtype else values
             except TypeError:
                 cols[col] = values
-    return pd.DataFrame(cols)
+    frame = pd.DataFrame(cols)
+    if OBS_DIM in ds.coords:
+        index = np.asarray(ds[OBS_DIM].values)
+        if not np.array_equal(index, np.arange(len(frame))):  # the rows' own labels
+            frame.index = pd.Index(index)
+    return frame
 
 
 def data_hash(df: pd.DataFrame, columns=None) -> str:
@@ -228,6 +343,7 @@ def description_from_fit(fit, *, extra_namespace=None, check=True, source="the f
         attrs.formula, dataset_to_frame(fit[TRAINING_GROUP]), likelihood=attrs.family,
         priors=priors, phi_formula=attrs.phi_formula or None, weights=options.get("weights"),
         options=own, extra_namespace=extra_namespace, quiet=True, untrusted=True,
+        dtype=attrs.dtype or "float64",
     )
     if check and description_hashes(description) != (attrs.data_hash, attrs.labels_hash):
         raise ValueError(

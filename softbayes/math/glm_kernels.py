@@ -24,7 +24,8 @@ loop the compiler vectorizes (SIMD), then the block's gradient ``X_block^T dv`` 
 rows, now in cache). Per row there is one ``exp(-|eta|)``, shared by the log-partition and its
 derivative (softplus *and* sigmoid; for the continuous Bernoulli ``A``, ``A'`` plus one
 ``log|eta|``). ``exp``, ``log1p`` and ``log`` are written here as branch-free polynomial
-kernels (Cody-Waite range reduction, Taylor / ``atanh`` series, exponent handled through the
+kernels (Cody-Waite range reduction, near-minimax polynomials for ``exp`` and ``atanh``,
+exponent handled through the
 bits of the float), accurate to a few ulps, so that LLVM can vectorize them: numba would
 otherwise call scalar libm functions one row at a time. Each block writes its own partial
 sums, added in block order: the result does not depend on the number of threads.
@@ -50,8 +51,6 @@ is checked against the source file of each cached function only.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange
@@ -62,9 +61,13 @@ from softbayes.math.continuous_bernoulli import SERIES_SWITCH, log_sinhc_series
 from softbayes.math.kernel_threads import PARALLEL
 
 __all__ = [
+    "ATANH_COEFFICIENTS",
+    "ATANH_SHORT_COEFFICIENTS",
     "BLOCK",
     "CONTINUOUS_BERNOULLI",
+    "EXP_COEFFICIENTS",
     "PARALLEL_MIN_WORK",
+    "TASK_BLOCKS",
     "WEIGHTED_BERNOULLI",
     "glm_logp_dlogp",
     "glm_rows",
@@ -143,14 +146,33 @@ _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 with its low 21 bits zero (k * hi is exact)
 _LN2_LO = 1.90821492927058770002e-10
 _SQRT2 = 1.4142135623730951
-# 1 / k!, k = 0..13 (exp on |r| <= ln2 / 2: truncation error below 4e-18)
-_E0, _E1, _E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10, _E11, _E12, _E13 = (
-    1.0 / math.factorial(k) for k in range(14)
-)
-# 1 / (2k + 1), k = 0..17 (2 atanh(z) = log((1+z)/(1-z)), |z| <= 1/3: error below 2e-18)
-_A = tuple(1.0 / (2 * k + 1) for k in range(18))
-_A0, _A1, _A2, _A3, _A4, _A5, _A6, _A7, _A8 = _A[:9]
-_A9, _A10, _A11, _A12, _A13, _A14, _A15, _A16, _A17 = _A[9:]
+
+#: Coefficients of the polynomials, highest power first: Chebyshev fits (near-minimax:
+#: within a small factor of the best uniform error of their degree) computed with mpmath at
+#: 40 digits and rounded to float64 (tests/math/test_glm_kernels_math.py recomputes them):
+#:
+#:     g = lambda v: mp.atanh(mp.sqrt(v)) / mp.sqrt(v) if v else mp.mpf(1)
+#:     mp.chebyfit(mp.exp, [-mp.log(2) / 2, mp.log(2) / 2], 12)  # EXP_: error 3.2e-18
+#:     mp.chebyfit(g, [0, mp.mpf(1) / 9], 11)                    # ATANH_: 1.3e-18
+#:     mp.chebyfit(g, [0, (3 - 2 * mp.sqrt(2)) ** 2], 8)          # ATANH_SHORT_: 1.2e-18
+#:
+#: (``exp(r)`` on ``|r| <= ln2 / 2``; ``atanh(z) / z`` in ``v = z^2`` for ``|z| <= 1/3`` and
+#: ``|z| <= 3 - 2 sqrt 2``.) Taylor series of the same accuracy need 14, 18 and 12 terms.
+EXP_COEFFICIENTS = (
+    2.5110037605963777e-08, 2.763263963904103e-07, 2.755724091857897e-06,
+    2.4801485482328494e-05, 0.00019841269890047113, 0.0013888888952314775,
+    0.008333333333319601, 0.0416666666664881, 0.1666666666666668, 0.5000000000000019,
+    1.0, 1.0)
+ATANH_COEFFICIENTS = (
+    0.08522081781390699, 0.0416225325593041, 0.06055084364034609, 0.06650187016337313,
+    0.07693307021152004, 0.09090870416252403, 0.11111112040373837, 0.14285714272727057,
+    0.20000000000092874, 0.33333333333333076, 1.0)
+ATANH_SHORT_COEFFICIENTS = (
+    0.07404855180327638, 0.07656264074182095, 0.09091815840114664, 0.11111098528363024,
+    0.1428571438032084, 0.1999999999965117, 0.33333333333333826, 1.0)
+_E11, _E10, _E9, _E8, _E7, _E6, _E5, _E4, _E3, _E2, _E1, _E0 = EXP_COEFFICIENTS
+_A10, _A9, _A8, _A7, _A6, _A5, _A4, _A3, _A2, _A1, _A0 = ATANH_COEFFICIENTS
+_S7, _S6, _S5, _S4, _S3, _S2, _S1, _S0 = ATANH_SHORT_COEFFICIENTS
 
 
 @njit(inline="always", **_ELEM)
@@ -162,9 +184,7 @@ def vexp_neg(a):
     kf = kd - _MAGIC
     k = _f64_bits(kd) - _MAGIC_BITS
     r = (kf * _LN2_HI - a) + kf * _LN2_LO  # -a + k ln 2, |r| <= ln2 / 2
-    p = _E13
-    p = p * r + _E12
-    p = p * r + _E11
+    p = _E11
     p = p * r + _E10
     p = p * r + _E9
     p = p * r + _E8
@@ -182,16 +202,9 @@ def vexp_neg(a):
 
 @njit(inline="always", **_ELEM)
 def _atanh_series(z):
-    # 2 atanh(z) = 2 z sum_k z^(2k) / (2k + 1), for |z| <= 1/3.
+    # 2 atanh(z) = 2 z g(z^2), g(v) = atanh(sqrt v) / sqrt v, for |z| <= 1/3.
     v = z * z
-    p = _A17
-    p = p * v + _A16
-    p = p * v + _A15
-    p = p * v + _A14
-    p = p * v + _A13
-    p = p * v + _A12
-    p = p * v + _A11
-    p = p * v + _A10
+    p = _A10
     p = p * v + _A9
     p = p * v + _A8
     p = p * v + _A7
@@ -207,23 +220,18 @@ def _atanh_series(z):
 
 @njit(inline="always", **_ELEM)
 def _atanh_series_short(z):
-    # The same series for |z| <= 3 - 2 sqrt(2) ~ 0.1716 (vlog's reduced range): 12 terms,
-    # truncation below 1e-19 relative. Written out like _atanh_series and vexp_neg's
-    # polynomial: the same Horner as a loop over a coefficient tuple makes the weighted-
-    # Bernoulli row loop 2.5x slower (LLVM does not vectorize it).
+    # The same for |z| <= 3 - 2 sqrt(2) ~ 0.1716 (vlog's reduced range). Written out like
+    # _atanh_series and vexp_neg's polynomial: the same Horner as a loop over a coefficient
+    # tuple makes the weighted-Bernoulli row loop 2.5x slower (LLVM does not vectorize it).
     v = z * z
-    p = _A11
-    p = p * v + _A10
-    p = p * v + _A9
-    p = p * v + _A8
-    p = p * v + _A7
-    p = p * v + _A6
-    p = p * v + _A5
-    p = p * v + _A4
-    p = p * v + _A3
-    p = p * v + _A2
-    p = p * v + _A1
-    p = p * v + _A0
+    p = _S7
+    p = p * v + _S6
+    p = p * v + _S5
+    p = p * v + _S4
+    p = p * v + _S3
+    p = p * v + _S2
+    p = p * v + _S1
+    p = p * v + _S0
     return 2.0 * z * p
 
 
@@ -406,14 +414,12 @@ def _grad_block(X, lo, m, dv, out):
 
 
 @njit(**_ELEM)
-def _block_logp_dlogp(family, X, b, labels, weights, cot, k, vals, grads):
-    # Block k: its partial value into vals[k], its partial gradient into grads[k].
+def _block_logp_dlogp(family, X, b, labels, weights, cot, k, vals, grads, eta, v, dv):
+    # Block k: its partial value into vals[k], its partial gradient into grads[k]; eta, v,
+    # dv are scratch vectors of length BLOCK.
     n = X.shape[0]
     lo = k * BLOCK
     m = min(n, lo + BLOCK) - lo
-    eta = np.empty(BLOCK)
-    v = np.empty(BLOCK)
-    dv = np.empty(BLOCK)
     _eta_block(X, b, lo, m, eta)
     _terms_block(family, eta, labels, lo, m, v, dv)
     vals[k] = _weight_block(weights, lo, m, v, dv, cot)
@@ -421,13 +427,10 @@ def _block_logp_dlogp(family, X, b, labels, weights, cot, k, vals, grads):
 
 
 @njit(**_ELEM)
-def _block_rows(family, X, b, labels, weights, k, out):
+def _block_rows(family, X, b, labels, weights, k, out, eta, v, dv):
     n = X.shape[0]
     lo = k * BLOCK
     m = min(n, lo + BLOCK) - lo
-    eta = np.empty(BLOCK)
-    v = np.empty(BLOCK)
-    dv = np.empty(BLOCK)
     _eta_block(X, b, lo, m, eta)
     _terms_block(family, eta, labels, lo, m, v, dv)
     _weight_block(weights, lo, m, v, dv, np.empty(0))
@@ -457,6 +460,16 @@ def _reduce(vals, grads):
     return total, grad
 
 
+#: Blocks per parallel task: each task allocates its scratch vectors once and runs its
+#: blocks in order (numba splits the tasks evenly between the threads).
+TASK_BLOCKS = 16
+
+
+@njit(**_ELEM)
+def _task_range(t, nblocks):
+    return t * TASK_BLOCKS, min(nblocks, (t + 1) * TASK_BLOCKS)
+
+
 # The serial and the parallel drivers are distinct functions on purpose: numba's on-disk
 # cache is keyed by the Python function, not by the ``parallel`` flag, so one function
 # compiled both ways would load the wrong variant.
@@ -465,8 +478,14 @@ def _logp_dlogp_par(family, beta, X, labels, weights, cot):
     nblocks, b = _setup(beta, X)
     vals = np.zeros(nblocks)
     grads = np.zeros((nblocks, X.shape[1]))
-    for k in prange(nblocks):
-        _block_logp_dlogp(family, X, b, labels, weights, cot, k, vals, grads)
+    ntasks = (nblocks + TASK_BLOCKS - 1) // TASK_BLOCKS
+    for t in prange(ntasks):
+        eta = np.empty(BLOCK)
+        v = np.empty(BLOCK)
+        dv = np.empty(BLOCK)
+        k0, k1 = _task_range(t, nblocks)
+        for k in range(k0, k1):
+            _block_logp_dlogp(family, X, b, labels, weights, cot, k, vals, grads, eta, v, dv)
     return _reduce(vals, grads)
 
 
@@ -475,8 +494,11 @@ def _logp_dlogp_ser(family, beta, X, labels, weights, cot):
     nblocks, b = _setup(beta, X)
     vals = np.zeros(nblocks)
     grads = np.zeros((nblocks, X.shape[1]))
+    eta = np.empty(BLOCK)
+    v = np.empty(BLOCK)
+    dv = np.empty(BLOCK)
     for k in range(nblocks):
-        _block_logp_dlogp(family, X, b, labels, weights, cot, k, vals, grads)
+        _block_logp_dlogp(family, X, b, labels, weights, cot, k, vals, grads, eta, v, dv)
     return _reduce(vals, grads)
 
 
@@ -484,8 +506,14 @@ def _logp_dlogp_ser(family, beta, X, labels, weights, cot):
 def _rows_par(family, beta, X, labels, weights):
     nblocks, b = _setup(beta, X)
     out = np.empty(X.shape[0])
-    for k in prange(nblocks):
-        _block_rows(family, X, b, labels, weights, k, out)
+    ntasks = (nblocks + TASK_BLOCKS - 1) // TASK_BLOCKS
+    for t in prange(ntasks):
+        eta = np.empty(BLOCK)
+        v = np.empty(BLOCK)
+        dv = np.empty(BLOCK)
+        k0, k1 = _task_range(t, nblocks)
+        for k in range(k0, k1):
+            _block_rows(family, X, b, labels, weights, k, out, eta, v, dv)
     return out
 
 
@@ -493,8 +521,11 @@ def _rows_par(family, beta, X, labels, weights):
 def _rows_ser(family, beta, X, labels, weights):
     nblocks, b = _setup(beta, X)
     out = np.empty(X.shape[0])
+    eta = np.empty(BLOCK)
+    v = np.empty(BLOCK)
+    dv = np.empty(BLOCK)
     for k in range(nblocks):
-        _block_rows(family, X, b, labels, weights, k, out)
+        _block_rows(family, X, b, labels, weights, k, out, eta, v, dv)
     return out
 
 

@@ -46,10 +46,11 @@ from softbayes.terms.priors import (
 from softbayes.terms.response import Response
 from softbayes.terms.sandbox import check_formula
 
-__all__ = ["WEIGHTS_COLUMN", "ModelDescription", "as_description", "describe_model"]
+__all__ = ["DTYPES", "WEIGHTS_COLUMN", "ModelDescription", "as_description", "describe_model"]
 
 #: The column that holds row weights given as an array (not a column name).
 WEIGHTS_COLUMN = "__weights__"
+DTYPES = ("float64", "float32")  #: storage dtypes of the design and the labels (Model(dtype=))
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,6 +93,8 @@ class ModelDescription:
         :meth:`with_data`).
     trials : str or int or None
         The trials ``m`` of a ``p(k, m)`` response (a column or a number).
+    dtype : {"float64", "float32"}
+        Storage dtype of the design matrix and the labels (float32: fused kernels only).
     """
 
     formula: str
@@ -113,6 +116,7 @@ class ModelDescription:
     untrusted: bool = False
     state_data: pd.DataFrame | None = None
     trials: str | int | None = None
+    dtype: str = "float64"
 
     # -- derived facts ----------------------------------------------------------------------
     @property
@@ -287,7 +291,7 @@ class ModelDescription:
         state = self.data if self.state_data is None else self.state_data
         kwargs = dict(likelihood=self.family, priors=self.priors, phi_formula=self.phi_formula,
                       weights=self.weights_column, extra_namespace=self.extra_namespace or None,
-                      fused=self.fused, quiet=True, untrusted=self.untrusted)
+                      fused=self.fused, quiet=True, untrusted=self.untrusted, dtype=self.dtype)
         rows = None if self.state_data is None else self.data
         return _rebuild, (self.formula, state, kwargs, rows, self.labels)
 
@@ -445,7 +449,7 @@ def _priors(main, phi, family, user):
 
 def describe_model(formula, data, likelihood="weighted_bernoulli", priors=None, *,
                    phi_formula=None, weights=None, options=None, extra_namespace=None,
-                   fused=True, quiet=False, untrusted=False) -> ModelDescription:
+                   fused=True, quiet=False, untrusted=False, dtype="float64") -> ModelDescription:
     """Check the arguments of :class:`softbayes.Model` and describe the model.
 
     The parameters are those of :class:`softbayes.Model`, with the family's own options
@@ -470,26 +474,26 @@ def describe_model(formula, data, likelihood="weighted_bernoulli", priors=None, 
     phi_formula = None if phi_formula is None else strip_tilde(phi_formula)
     frame, pred_cols, weights_column = _frame(data, response, rhs, phi_formula, weights)
     labels, info = _prepare_labels(family, response, frame)
-    msg = info.pop("warning", None)
-    if msg and not quiet:
+    if (msg := info.pop("warning", None)) and not quiet:
         warnings.warn(msg, UserWarning, stacklevel=3)
-    w = None
-    if weights_column is not None:
-        w = validate_weights(frame[weights_column].to_numpy(), len(frame),
-                             name=f"weights column {weights_column!r}")
+    w = None if weights_column is None else validate_weights(
+        frame[weights_column].to_numpy(), len(frame), name=f"weights column {weights_column!r}")
     namespace = {**DEFAULT_NAMESPACE, **extra_namespace}
     k_red = len(response.columns) - 1 if family.multiclass else None
     main = Predictor(LinearDesign(rhs, frame, namespace), "", k_red)
-    phi = None
-    if phi_formula is not None:
-        phi = Predictor(LinearDesign(phi_formula, frame, namespace), "phi_",
-                        intercept_mu=PHI_LOG_MU, scale=PHI_LOG_SCALE)
+    phi = None if phi_formula is None else Predictor(
+        LinearDesign(phi_formula, frame, namespace), "phi_", intercept_mu=PHI_LOG_MU,
+        scale=PHI_LOG_SCALE)
     _check_design(main.design, phi, family, len(frame), quiet)
     prior_map, rows = _priors(main, phi, family, priors or {})
+    if dtype not in DTYPES or (dtype != "float64" and not (
+            fused and family.glm_kernel is not None and main.fusable())):
+        raise ValueError(f"dtype={dtype!r}: expected one of {list(DTYPES)}; float32 applies to "
+                         "likelihoods on a fused kernel (likelihood_kernel 'fused') only.")
     return ModelDescription(
         formula=formula, family=family, data=frame, label_columns=tuple(response.columns),
         predictor_columns=pred_cols, main=main, phi=phi, priors=prior_map, prior_rows=rows,
         labels=labels, labels_info=info, weights=w, phi_formula=phi_formula,
         weights_column=weights_column, extra_namespace=extra_namespace, fused=bool(fused),
-        untrusted=bool(untrusted), trials=response.trials,
+        untrusted=bool(untrusted), trials=response.trials, dtype=dtype,
     )

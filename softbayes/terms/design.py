@@ -39,6 +39,7 @@ from formulae.environment import Environment
 from formulae.model_description import model_description
 from formulae.terms.terms import Intercept
 
+from softbayes.terms.formulae_compat import group_index
 from softbayes.terms.response import Response
 from softbayes.terms.sandbox import check_formula, safe_namespace
 
@@ -376,7 +377,7 @@ class LinearDesign:
                 xe = np.ones((n, 1))
             else:
                 xe = np.asarray(term.expr.eval_new_data(data), dtype=float).reshape(n, -1)
-            idx, new = term.eval_new_data_group_index(data)
+            idx, new = group_index(term, data)
             if (idx < 0).any():
                 rows = np.asarray(data.index)[idx < 0][:5]
                 raise ValueError(

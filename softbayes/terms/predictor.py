@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 
 from softbayes.terms.design import LinearDesign
@@ -276,7 +277,7 @@ class Predictor:
         d = self.design
         return not self.cls and not d.group_terms and d.X.shape[1] > 0
 
-    def build(self, priors, *, fused=False):
+    def build(self, priors, *, fused=False, dtype="float64"):
         """The linear predictor as a PyTensor expression (in a model context), and its GLM
         form.
 
@@ -284,14 +285,16 @@ class Predictor:
         ``eta = X @ theta`` when ``fused`` and :meth:`fusable` (else None), for the fused
         kernels of :mod:`softbayes.ops` (the data container already holds the centred
         design with the intercept's column of ones: one contiguous matrix, read once per
-        evaluation). ``priors`` maps prior keys to :class:`~softbayes.terms.priors.Prior`.
+        evaluation). ``priors`` maps prior keys to :class:`~softbayes.terms.priors.Prior`;
+        ``dtype`` is the storage dtype of that container (the centred design, rounded).
         """
         d = self.design
         fused = fused and self.fusable()
         # Data containers (pm.Data, flexible number of rows) so that a compiled model can be
         # refitted on new rows (softbayes.backend.refit); names from data_names().
         names = self.data_names()
-        xc = pm.Data(names["X"], np.ascontiguousarray(d.X - d.means))
+        with pytensor.config.change_flags(floatX=dtype):  # pm.Data stores floats as floatX
+            xc = pm.Data(names["X"], np.ascontiguousarray(d.X - d.means, dtype=dtype))
         n = xc.shape[0]
         eta = pt.zeros((n, *self.cls))
         theta, slopes = [], []

@@ -23,6 +23,7 @@ from scipy import special as sp
 
 import softbayes as sb
 from softbayes.analysis.diagnostics import diagnose_fit
+from softbayes.io.fits import INTERNAL_GROUP, posterior_dataset
 from softbayes.math.continuous_bernoulli import cb_icdf
 
 FIT = {"sampler": "pymc", "cores": 1, "progressbar": False}
@@ -107,7 +108,7 @@ MEAN = {"weighted_bernoulli": sp.expit, "continuous_bernoulli": _cb_mean}
 
 def _grid(fit, x_train, half_width=8.0, size=301):
     """Grid over (Intercept_centered, slope) wide enough for any leave-out posterior."""
-    a = fit.posterior["Intercept_centered"].values.ravel()
+    a = posterior_dataset(fit)["Intercept_centered"].values.ravel()
     b = fit.posterior["x"].values.ravel()
     ga = np.linspace(a.mean() - half_width * a.std(), a.mean() + half_width * a.std(), size)
     gb = np.linspace(b.mean() - half_width * b.std(), b.mean() + half_width * b.std(), size)
@@ -158,7 +159,7 @@ def test_elpd_tables_equal_arviz_compare(big_fits, big_cmp):
     for group, names in big_cmp.groups.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ref = azs.compare({n: big_fits[n] for n in names}, var_name="labels", round_to="none")
+            ref = azs.compare({n: big_fits[n] for n in names}, var_name="y", round_to="none")
         pd.testing.assert_frame_equal(big_cmp.elpd_tables[group], ref)
 
 
@@ -280,7 +281,7 @@ def test_kfold_fallback_on_high_pareto_k_matches_exact_kfold(tiny_fits, tiny_dat
     fit = tiny_fits["weighted_bernoulli"]
     bad = fit.copy(deep=True)
     # five draws that make observation 0 very unlikely: heavy-tailed importance ratios
-    bad["log_likelihood"]["labels"].values[0, :5, 0] = -40.0
+    bad["log_likelihood"]["y"].values[0, :5, 0] = -40.0
 
     with pytest.warns(UserWarning, match="unreliable"):
         kept = sb.compare({"wb": bad}, kfold_fallback=None)
@@ -313,8 +314,9 @@ def test_kfold_fallback_on_high_pareto_k_matches_exact_kfold(tiny_fits, tiny_dat
 
 def test_diagnostic_warnings_fire_on_a_bad_fit(tiny_fits):
     bad = tiny_fits["weighted_bernoulli"].copy(deep=True)
-    for var in ("Intercept_centered", "Intercept", "x"):
+    for var in ("Intercept", "x"):
         bad["posterior"][var].values[1] += 3.0  # second chain stuck elsewhere
+    bad[INTERNAL_GROUP]["Intercept_centered"].values[1] += 3.0
     with pytest.warns(UserWarning, match="bad: R-hat"):
         cmp = sb.compare({"bad": bad}, kfold_fallback=None)
     assert cmp.diagnostics.loc["bad", "rhat_max"] > 1.1
@@ -426,7 +428,7 @@ def test_squeezed_beta_elpd_gets_the_log_jacobian(tiny_fits, tiny_data):
     assert cmp.groups == {"density": ["beta", "cb"]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        raw = azs.loo(beta, pointwise=True, var_name="labels")
+        raw = azs.loo(beta, pointwise=True, var_name="y")
     # z = (y(n-1) + 1/2)/n  =>  log p(y) = log p(z) + log((n-1)/n) per observation
     assert cmp.elpd_data["beta"].elpd - raw.elpd == pytest.approx(n * np.log((n - 1) / n))
     assert any("squeezed" in note for note in cmp.notes)

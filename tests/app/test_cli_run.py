@@ -7,7 +7,10 @@ The models are compiled once (the first run); later runs reuse the cached fits.
 from __future__ import annotations
 
 import base64
+import html as html_lib
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -117,7 +120,10 @@ def test_run_writes_a_complete_report(project):
     for name in ("index.html", "report.md", "run.json", "spec.toml"):
         assert (report / name).is_file(), name
     figs = sorted(p.name for p in (report / "figures").glob("*.png"))
-    assert {"labels.png", "calibration.png", "ppc.png", "marginal_effects.png"} <= set(figs)
+    assert {"labels.png", "calibration.png", "marginal_effects.png"} <= set(figs)
+    # per model: its family's posterior predictive check and its conditional effects
+    assert sum(f.startswith("ppc_") for f in figs) == 2
+    assert sum(f.startswith("conditional_effects_") for f in figs) == 2
     for p in (report / "figures").glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     fits = sorted((report / "fits").glob("*.nc"))
@@ -148,13 +154,16 @@ def test_run_writes_a_complete_report(project):
         soup = BeautifulSoup(html, "html.parser")
         sections = [h.get_text() for h in soup.find_all("h2")]
         assert sections == ["Conclusion", "Data", "Models", "Diagnostics",
-                            "Coefficients and marginal effects", "ELPD by comparable group",
-                            "Common-scale scores", "Calibration and posterior predictive checks"]
+                            "Coefficients and marginal effects", "Posterior intervals",
+                            "ELPD by comparable group", "Common-scale scores",
+                            "Calibration and posterior predictive checks",
+                            "Rank plots and Pareto k per model"]
         text = soup.get_text(" ")
         assert "not comparable" in text and "Bernoulli information" in text
         assert "labels exactly 0" in text
     md = (report / "report.md").read_text()
-    for ref in __import__("re").findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
+    # alt texts hold model names, their brackets escaped (\[, \])
+    for ref in re.findall(r"!\[(?:\\.|[^\]\\])*\]\(([^)]+)\)", md):
         assert (report / ref).is_file(), ref
 
     from softbayes import load_fit
@@ -291,6 +300,37 @@ def _chromium():
     return None
 
 
+_MEASURE = """<script>window.addEventListener("load", () => {
+  const root = document.documentElement;
+  const out = {width: root.clientWidth, scroll: root.scrollWidth, imgs: []};
+  for (const img of document.images) {
+    const r = img.getBoundingClientRect();
+    out.imgs.push({alt: img.alt, complete: img.complete, natural: img.naturalWidth,
+                   shown: img.clientWidth, left: r.left, right: r.right});
+  }
+  const pre = document.createElement("pre");
+  pre.id = "layout-check";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});</script>"""
+
+
+def _layout(flags, report: Path, folder: Path) -> dict:
+    """Every image's natural and displayed width in the rendered report: a copy of
+    index.html whose policy allows one inline script, which measures after loading."""
+    html = (report / "index.html").read_text(encoding="utf-8")
+    html = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>',
+                  "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+                  "img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'\">", html)
+    page = folder / "measure.html"
+    page.write_text(html.replace("</body>", _MEASURE + "</body>"), encoding="utf-8")
+    dom = subprocess.run([*flags, "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    found = re.search(r'<pre id="layout-check">(.*?)</pre>', dom.stdout, re.S)
+    assert found, dom.stderr[-2000:]
+    return json.loads(html_lib.unescape(found.group(1)))
+
+
 def test_report_renders_in_headless_chromium(project):
     browser = _chromium()
     if browser is None:
@@ -311,12 +351,20 @@ def test_report_renders_in_headless_chromium(project):
                              timeout=120)
         subprocess.run([*flags, f"--screenshot={shot}", url], capture_output=True,
                        timeout=120)
+        layout = _layout(flags, report, Path(profile))
     assert dom.returncode == 0, dom.stderr[-2000:]
     console = [line for line in dom.stderr.splitlines()
                if ":CONSOLE" in line or "Refused to" in line or "Not allowed to load" in line]
     assert console == [], console
     assert "<h2>Conclusion</h2>" in dom.stdout and dom.stdout.count("<img") >= 4
     assert shot.is_file() and shot.stat().st_size > 10_000
+    # every figure is shown whole at its natural size (its labels as drawn), inside the page
+    imgs = layout["imgs"]
+    assert len(imgs) == dom.stdout.count("<img") and layout["scroll"] <= layout["width"]
+    for img in imgs:
+        assert img["complete"] and img["natural"] > 0, img
+        assert abs(img["shown"] - img["natural"]) <= 1, img
+        assert 0 <= img["left"] and img["right"] <= layout["width"], img
 
 
 def test_a_model_that_cannot_start_is_a_finding_not_a_crash(project):

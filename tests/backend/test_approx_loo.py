@@ -13,6 +13,7 @@ from scipy import special as sp
 from scipy import stats
 
 import softbayes as sb
+from softbayes.io.fits import posterior_dataset
 
 N = 60
 
@@ -43,10 +44,11 @@ def test_stored_log_densities_match_scipy(fits, model, method):
     fit = fits[method]
     ss = fit["sample_stats"]
     lp, log_q = _flat(ss["lp"]), _flat(ss["log_q"])
-    ic, b = _flat(fit["posterior"]["Intercept_centered"]), _flat(fit["posterior"]["x"])
+    post = posterior_dataset(fit)
+    ic, b = _flat(post["Intercept_centered"]), _flat(post["x"])
     # log p = log-likelihood + log prior (both parameters unbounded: no Jacobian); the
     # prior sds are the model's (printed to 4 digits), so allow the rounding
-    ll = _flat(fit["log_likelihood"]["labels"]).sum(axis=1)
+    ll = _flat(fit["log_likelihood"]["y"]).sum(axis=1)
     sd_x = float(str(model.priors_dict).split("x: Normal(mu=0, sigma=")[1].split(")")[0])
     prior = stats.norm(0, 2.5).logpdf(ic) + stats.norm(0, sd_x).logpdf(b)
     assert np.ptp(lp - ll - prior) < 1e-3
@@ -65,7 +67,7 @@ def test_loo_is_importance_corrected_psis(fits, model, method):
         cmp = sb.compare({"m": fit}, kfold_fallback=None)
     elpd = cmp.elpd_data["m"]
     assert elpd.approx_posterior
-    ll = fit["log_likelihood"]["labels"]
+    ll = fit["log_likelihood"]["y"]
     ratio = fit["sample_stats"]["lp"] - fit["sample_stats"]["log_q"]
     # by hand: PSIS on the ratios p(theta) / (q(theta) p(y_i | theta)) of each observation
     lw, _ = (ll - ratio).azstats.psislw(r_eff=1.0, dim=["chain", "draw"])

@@ -12,6 +12,7 @@ from scipy import special as sp
 
 import softbayes as sb
 from softbayes.backend import calibration as cal
+from softbayes.io.fits import posterior_dataset
 from softbayes.math.continuous_bernoulli import cb_logp
 
 N = 500
@@ -210,7 +211,7 @@ def test_model_fit_sandwich_and_dispersion_record():
     a = fit.attrs
     assert a["softbayes_calibration"] == "sandwich"
     assert 0.005 < a["softbayes_dispersion"] < 0.05  # Beta(50) noise: 1/51
-    post = fit["posterior"].to_dataset()
+    post = posterior_dataset(fit)
     draws = np.column_stack([post[v].values.ravel() for v in ("Intercept_centered", "x", "z")])
     cov = np.asarray(json.loads(a["softbayes_sandwich_covariance"]))
     np.testing.assert_allclose(np.cov(draws, rowvar=False), cov, rtol=1e-8)
@@ -224,7 +225,7 @@ def test_model_fit_sandwich_and_dispersion_record():
     icpt = post["Intercept_centered"] - post["x"] * d.means[1] - post["z"] * d.means[2]
     np.testing.assert_allclose(post["Intercept"].values, icpt.values, atol=1e-12)
     # log_likelihood recomputed on the adjusted draws (family logp)
-    ll = fit["log_likelihood"]["labels"].values
+    ll = fit["log_likelihood"]["y"].values
     eta = model.description.params(post)["eta"]
     np.testing.assert_allclose(ll, model.family.logp(model.labels, eta=eta), rtol=1e-10)
     mean = sb.predict(fit, model=model)
@@ -240,7 +241,7 @@ def test_model_fit_sandwich_and_dispersion_record():
     assert 3 < sd_plain / sd_cal < 12  # ~ sqrt(51) = 7
     # post-hoc sandwich on an existing fit equals calibrate="sandwich"'s covariance
     adj = cal.calibrate_fit(plain, model=model)
-    p2 = adj["posterior"].to_dataset()
+    p2 = posterior_dataset(adj)
     d2 = np.column_stack([p2[v].values.ravel() for v in ("Intercept_centered", "x", "z")])
     np.testing.assert_allclose(np.cov(d2, rowvar=False), cov, rtol=1e-8)
 
@@ -259,9 +260,9 @@ def test_model_fit_dispersion_continuous_bernoulli():
     sd_laplace = np.sqrt(np.diag(np.linalg.inv(
         cal.glm_quantities("continuous_bernoulli", model.labels, lay.Z, tw, w)["info"]
         + np.diag(prec))))
-    post = fit["posterior"].to_dataset()
+    post = posterior_dataset(fit)
     assert post["x"].std().item() == pytest.approx(sd_laplace[1], rel=0.2)
-    ll = fit["log_likelihood"]["labels"].values
+    ll = fit["log_likelihood"]["y"].values
     eta = model.description.params(post)["eta"]
     np.testing.assert_allclose(ll, model.family.logp(model.labels, eta=eta), rtol=1e-8)
 
@@ -279,12 +280,12 @@ def test_model_fit_sandwich_soft_categorical():
     fit = model.fit(draws=300, tune=300, chains=2, random_seed=6, calibrate="sandwich")
     a = fit.attrs
     assert 0.01 < a["softbayes_dispersion"] < 0.1  # Dirichlet(30): 1/31
-    post = fit["posterior"].to_dataset()
+    post = posterior_dataset(fit)
     lay = cal.coefficients(model.description)
     draws = lay.layout.stack(post).reshape(-1, lay.size)
     cov = np.asarray(json.loads(a["softbayes_sandwich_covariance"]))
     np.testing.assert_allclose(np.cov(draws, rowvar=False), cov, rtol=1e-8)
-    ll = fit["log_likelihood"]["labels"].values
+    ll = fit["log_likelihood"]["a__b__c"].values
     np.testing.assert_allclose(
         ll, model.family.logp(model.labels, eta=model.description.params(post)["eta"]),
         rtol=1e-8)

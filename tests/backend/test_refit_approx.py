@@ -12,7 +12,7 @@ import pytest
 
 import softbayes as sb
 from softbayes.backend import approx
-from softbayes.model import LOGLIK_VAR
+from softbayes.io.fits import likelihood_var
 
 D = 10
 PRIORS = {f"x{j}": {"dist": "Normal", "mu": 0, "sigma": 2.5} for j in range(D)}
@@ -68,7 +68,7 @@ def test_laplace_agrees_with_nuts_on_small_data(small):
     assert lap.attrs["softbayes_method"] == "laplace"
     assert nuts.attrs["softbayes_method"] == "nuts"
     assert lap.posterior.sizes == {"chain": 2, "draw": 2000}
-    assert lap.log_likelihood["labels"].shape == (2, 2000, 400)
+    assert lap.log_likelihood["l"].shape == (2, 2000, 400)
     pred = m.predict(lap, _data(7, 9, d=3))
     assert pred.shape[-1] == 7
 
@@ -89,7 +89,7 @@ def test_set_data_reuses_the_compiled_model(small, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = m.fit(draws=300, tune=300, chains=1, random_seed=3)
-    assert fit.log_likelihood["labels"].shape == (1, 300, len(new))
+    assert fit.log_likelihood["l"].shape == (1, 300, len(new))
     assert fit.attrs["softbayes_n_obs"] == len(new)
     # the posterior follows the new data
     with warnings.catch_warnings():
@@ -141,7 +141,7 @@ def test_minibatch_log_likelihood_is_unbiased():
         warnings.simplefilter("ignore")
         m = sb.Model(_formula(3), df, weights=w)
     pmm = m.pymc_model
-    pot = next(p for p in pmm.potentials if p.name == LOGLIK_VAR)
+    pot = next(p for p in pmm.potentials if p.name == likelihood_var(m.description))
     point = {v.name: np.full(np.shape(val), 0.2) for v, val in
              zip(pmm.value_vars, pmm.initial_point().values(), strict=True)}
     graph = pmm.replace_rvs_by_values([pot])[0]
@@ -173,7 +173,7 @@ def test_log_likelihood_on_a_subsample_of_draws_for_large_n():
     fit = approx.fit_approx(m.description, m.pymc_model, "laplace", draws=100, chains=2,
                             random_seed=1, max_log_likelihood_values=500 * 2 * 10)
     assert fit.posterior.sizes["draw"] == 100
-    assert fit.log_likelihood["labels"].shape == (2, 10, 500)
+    assert fit.log_likelihood["l"].shape == (2, 10, 500)
     assert fit.attrs["softbayes_log_likelihood_draws"] == 10
 
 
@@ -201,7 +201,7 @@ def test_pathfinder_agrees_with_nuts_on_small_data(small):
     assert 0 < pf.attrs["softbayes_pathfinder_iterate"] < pf.attrs[
         "softbayes_pathfinder_path_length"]
     assert pf.posterior.sizes == {"chain": 2, "draw": 2000}
-    assert pf.log_likelihood["labels"].shape == (2, 2000, 400)
+    assert pf.log_likelihood["l"].shape == (2, 2000, 400)
     # importance resampling: the same posterior (duplicates allowed)
     rs = m.fit(method="pathfinder", draws=1000, chains=1, random_seed=4, psis_resample=True,
                log_likelihood=False)
@@ -282,5 +282,5 @@ def test_jax_samplers_run_on_cpu(sampler):
         fit = m.fit(draws=100, tune=100, chains=1, random_seed=1, sampler=sampler)
     assert fit.attrs["softbayes_sampler"] == sampler
     assert fit.posterior.sizes["draw"] == 100
-    assert fit.log_likelihood["labels"].shape == (1, 100, 200)
+    assert fit.log_likelihood["l"].shape == (1, 100, 200)
     assert jax.default_backend() in ("cpu", "gpu", "cuda")

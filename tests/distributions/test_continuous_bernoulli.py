@@ -35,9 +35,6 @@ import softbayes as sb
 from softbayes import ContinuousBernoulli
 from softbayes.math import continuous_bernoulli as cbm
 
-# The RV's rng_fn is NumPy code: PyTensor's numba backend runs it in object mode and says so.
-pytestmark = pytest.mark.filterwarnings("ignore:Numba will use object mode:UserWarning")
-
 # --------------------------------------------------------------------------------------
 # Independent references
 # --------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ def exact_mean(eta):
 @pytest.fixture(scope="module")
 def prior_draws():
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # numba runs the NumPy rng_fn in object mode
+        warnings.simplefilter("error")  # compiled draws: no object-mode (or any) warning
         with pm.Model():
             sb.ContinuousBernoulli("y", logit_p=ETAS)
             prior = pm.sample_prior_predictive(draws=N_DRAWS, random_seed=5)
@@ -62,16 +62,42 @@ def test_extreme_logits_stay_finite_and_exact(eta):
     assert abs(y.mean() - exact_mean(eta)) < 4 * (1 / 800) / np.sqrt(y.size)
 
 
-def test_posterior_predictive_follows_the_exact_cdf():
+@pytest.mark.parametrize("mode", [None, "NUMBA"])
+def test_posterior_predictive_is_compiled_and_follows_the_exact_cdf(mode):
     rng = np.random.default_rng(0)
     labels = rng.uniform(0.05, 0.95, size=30)
     with pm.Model() as model:
         eta = pm.Normal("eta", 0.0, 1.0)
         sb.ContinuousBernoulli("y", logit_p=eta, observed=labels)
     post = az.from_dict({"posterior": {"eta": np.full((2, 500), 1.5)}})
+    kwargs = {} if mode is None else {"compile_kwargs": {"mode": mode}}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pp = pm.sample_posterior_predictive(post, model=model, random_seed=3, progressbar=False)
+        warnings.simplefilter("error")  # numba's object-mode fallback would warn
+        pp = pm.sample_posterior_predictive(post, model=model, random_seed=3, progressbar=False,
+                                            **kwargs)
     y = pp["posterior_predictive"]["y"].values.ravel()
     res = stats.kstest(y, lambda x: exact_cdf(np.atleast_1d(x), 1.5))
+    assert res.pvalue > 1e-3, res
+
+
+def test_draws_follow_the_exact_cdf_after_a_nutpie_fit():
+    """A nutpie fit, then posterior predictive draws under numba: no warning, exact law."""
+    nutpie = pytest.importorskip("nutpie")
+    rng = np.random.default_rng(1)
+    labels = np.clip(rng.uniform(0.0, 1.0, size=40) ** 0.5, 0.01, 0.99)
+    with pm.Model() as model:
+        eta = pm.Normal("eta", 0.0, 2.0)
+        sb.ContinuousBernoulli("y", logit_p=eta, observed=labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = nutpie.sample(nutpie.compile_pymc_model(model), draws=300, tune=300, chains=2,
+                            seed=4, progress_bar=False)
+        pp = pm.sample_posterior_predictive(fit, model=model, random_seed=5, progressbar=False,
+                                            compile_kwargs={"mode": "NUMBA"})
+    y = pp["posterior_predictive"]["y"].values  # (chain, draw, obs)
+    eta = fit["posterior"]["eta"].values[:, :, None]
+    assert np.all(np.abs(eta) > 0.1)  # the closed-form CDF below needs eta away from 0
+    # given its draw's eta, each label's CDF value (e^{eta y} - 1) / (e^eta - 1) is uniform
+    u = (np.expm1(eta * y) / np.expm1(eta)).ravel()
+    res = stats.kstest(u, "uniform")
     assert res.pvalue > 1e-3, res

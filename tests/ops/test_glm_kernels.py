@@ -247,6 +247,31 @@ def test_jax_backend(family):
         _close(np.asarray(a), r, np.abs(r).max() + 1)
 
 
+@pytest.mark.skipif(not HAS_JAX, reason="jax not installed")
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("x_dtype", ["float64", "float32"])
+def test_jax_conversion_of_every_op_with_extremes(family, x_dtype):
+    # |eta| up to 700, labels exactly 0 and 1, weights; rows, summed logp + gradient and a
+    # general cotangent, against the NumPy reference on the (rounded) design.
+    rng = np.random.default_rng(13)
+    X, labels, beta0, w = _data(rng, n=300, extreme=True)
+    Xd = X.astype(x_dtype)
+    Xr = Xd.astype(np.float64)
+    b = pt.vector("b", shape=beta0.shape)
+    rows = glm_rows(family, Xd, labels, b, w, dtype=x_dtype)
+    c = rng.normal(size=300)
+    f = pytensor.function([b], [rows, pt.sum(rows), pt.grad(pt.sum(rows), b),
+                                pt.grad(pt.dot(c, rows), b)], mode="JAX")
+    r, v, g, gc = (np.asarray(a) for a in f(beta0))
+    val, grad, rows_ref = _reference(family, Xr, labels, beta0, w)
+    eta = Xr @ beta0
+    mean = expit(eta) if family == "weighted_bernoulli" else cb_mean(eta)
+    _close(r, rows_ref, 1.0)
+    _close(v, val, np.sum(np.abs(rows_ref)))
+    _close(g, grad, np.abs(Xr).T @ w)
+    _close(gc, Xr.T @ (c * w * (labels - mean)), np.abs(Xr).T @ np.abs(c * w))
+
+
 def test_float32_option():
     rng = np.random.default_rng(10)
     X, labels, beta0, w = _data(rng, n=300, extreme=False)

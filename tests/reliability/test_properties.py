@@ -412,8 +412,7 @@ def test_cb_mean_variance_and_draws_in_support(reliability, cb_fn, draw_fn, e_tu
     draws, _, _ = draw_fn(e, np.zeros((1, 2)))
     assert draws.shape == (16, len(e))
     assert ((draws >= 0.0) & (draws <= 1.0)).all(), f"draws outside [0, 1] for eta={e}"
-    rng = np.random.default_rng(0)
-    direct = ContinuousBernoulliRV.rng_fn(rng, e, None)
+    direct = pm.draw(ContinuousBernoulliRV.rv_op(e, size=(4, len(e))), random_seed=0)
     assert ((direct >= 0.0) & (direct <= 1.0)).all()
 
 

@@ -80,7 +80,7 @@ def stuck(good):
     """A fit whose chains never moved: every log-likelihood draw equal (PSIS cannot fit)."""
     fit = good.copy(deep=True)
     ll = fit["log_likelihood"].to_dataset()
-    ll["labels"] = ll["labels"] * 0.0 + ll["labels"].isel(chain=0, draw=0)
+    ll["p"] = ll["p"] * 0.0 + ll["p"].isel(chain=0, draw=0)
     fit["log_likelihood"] = ll
     return fit
 
@@ -193,8 +193,8 @@ def test_same_seed_gives_identical_draws(model, good):
     for var in good["posterior"].data_vars:
         np.testing.assert_array_equal(again["posterior"][var].values,
                                       good["posterior"][var].values, err_msg=var)
-    np.testing.assert_array_equal(again["log_likelihood"]["labels"].values,
-                                  good["log_likelihood"]["labels"].values)
+    np.testing.assert_array_equal(again["log_likelihood"]["p"].values,
+                                  good["log_likelihood"]["p"].values)
     other = _fit(model, draws=200, tune=300, random_seed=8)
     assert not np.array_equal(other["posterior"]["x"].values, good["posterior"]["x"].values)
 
@@ -212,6 +212,6 @@ def test_saved_fit_reloads_and_predicts_identically(tmp_path, good, data):
         a = sb.predict(good, new, kind=kind)
         b = sb.predict(back, new, kind=kind)
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=kind)
-    a = sb.predict(good, new, kind="pp", random_seed=3)
-    b = sb.predict(back, new, kind="pp", random_seed=3)
+    a = sb.predictive_draws(good, new, random_seed=3)
+    b = sb.predictive_draws(back, new, random_seed=3)
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -36,7 +36,7 @@ def test_default_prior_rule(df):
     assert pri["x|h"]["sigma"] == pytest.approx(2.5 / df.x.std(ddof=1))
     names = set(model.pymc_model.named_vars)
     assert {"Intercept_centered", "Intercept", "x", "g", "log(z)", "1|g_sigma", "1|g_offset",
-            "1|g", "x|h_sigma", "x|h_offset", "x|h", "labels", "labels_data"} <= names
+            "1|g", "x|h_sigma", "x|h_offset", "x|h", "p", "labels_data"} <= names
     assert model.pymc_model.named_vars_to_dims["g"] == ("g_dim",)
     assert model.pymc_model.named_vars_to_dims["x|h"] == ("x|h__factor_dim",)
 

@@ -17,7 +17,7 @@ from softbayes.analysis.plots import (
     plot_marginal_effects,
     plot_ppc_labels,
 )
-from softbayes.analysis.predict import marginal_effects, predict
+from softbayes.analysis.predict import marginal_effects, predict, predictive_draws
 
 __all__ = ["Comparison"]
 
@@ -193,7 +193,7 @@ class Comparison:
     def plot_ppc(self, *, n_draws: int = 50, seed: int = 0):
         """Posterior predictive check of the labels, one panel per fit."""
         reps = {
-            name: predict(rec.fit, kind="pp", random_seed=seed, model=description_of(rec))
+            name: predictive_draws(rec.fit, random_seed=seed, model=description_of(rec))
             for name, rec in self.records.items()
         }
         return plot_ppc_labels(

@@ -14,7 +14,9 @@ jinja2's autoescape in HTML, and in Markdown a finalize hook escapes every value
 explicitly marked safe (:func:`md_escape`).
 
 Modules: :mod:`.content` (the dataclasses), :mod:`.sections` (data and model sections),
-:mod:`.tables`, :mod:`.figures`, :mod:`.text` (conclusion and caveats), :mod:`.build`
+:mod:`.tables`, :mod:`.figures`, :mod:`.layout` (fitting a figure's text inside it),
+:mod:`.posterior` (posterior intervals, group-level effects, rank and Pareto k plots),
+:mod:`.text` (conclusion, caveats, dispersion findings), :mod:`.build`
 (:func:`build_report`) and :mod:`.render` (HTML, Markdown, CSV; :func:`write_report`).
 """
 
@@ -23,7 +25,9 @@ from softbayes.app.report.content import (
     DataSummary,
     ElpdSection,
     FigureItem,
+    ModelPanel,
     ModelSection,
+    PosteriorSection,
     Report,
     Table,
 )
@@ -43,7 +47,9 @@ __all__ = [
     "DataSummary",
     "ElpdSection",
     "FigureItem",
+    "ModelPanel",
     "ModelSection",
+    "PosteriorSection",
     "Report",
     "Table",
     "build_report",

@@ -10,7 +10,13 @@ import pandas as pd
 from softbayes._version import __version__
 from softbayes.analysis.comparison import CROSS_GROUP, elpd_group
 from softbayes.app.report.content import ElpdSection, FigureItem, ModelSection, Report, Table
-from softbayes.app.report.figures import close_figure, marginal_effects_figure, png_bytes
+from softbayes.app.report.figures import (
+    close_figure,
+    marginal_effects_figure,
+    model_figures,
+    png_bytes,
+)
+from softbayes.app.report.posterior import posterior_section
 from softbayes.app.report.sections import data_summary, model_section
 from softbayes.app.report.tables import (
     coefficient_table,
@@ -20,7 +26,12 @@ from softbayes.app.report.tables import (
     marginal_effects_table,
     scores_table,
 )
-from softbayes.app.report.text import caveats, conclusion, group_description
+from softbayes.app.report.text import (
+    caveats,
+    conclusion,
+    dispersion_findings,
+    group_description,
+)
 from softbayes.io.attrs import FitAttrs
 
 __all__ = ["build_report"]
@@ -84,14 +95,12 @@ def _elpd_sections(cmp, warns: list) -> list[ElpdSection]:
 
 
 def _figures(cmp, me_long: pd.DataFrame, warns: list) -> list[FigureItem]:
-    """Calibration, posterior predictive check and marginal effects (if any)."""
+    """Calibration, marginal effects (if any), and per model its posterior predictive check
+    and conditional effects."""
     specs = [
         ("calibration", "Calibration", "Reliability diagram: binned out-of-sample predictive "
          "means against the mean soft label, with posterior bands; calibrated models stay on "
          "the diagonal.", cmp.plot_calibration),
-        ("ppc", "Posterior predictive check", "ECDF of the observed soft labels (black) over "
-         "the ECDFs of replicated labels (hard 0/1 draws for the Bernoulli-type families).",
-         cmp.plot_ppc),
     ]
     if len(me_long):
         specs.append(("marginal_effects", "Marginal effects", "Average marginal effects on "
@@ -103,7 +112,17 @@ def _figures(cmp, me_long: pd.DataFrame, warns: list) -> list[FigureItem]:
             figures.append(FigureItem(fname, ftitle, png_bytes(fn()), caption))
         except Exception as err:
             warns.append(f"figure {fname} failed: {type(err).__name__}: {err}")
-    return figures
+    return figures + model_figures(cmp, warns)
+
+
+def _diagnostics(cmp, fits: dict) -> Table:
+    """The diagnostics table with each fit's recorded dispersion (``softbayes_dispersion``)."""
+    diag = cmp.diagnostics.copy()
+    diag["dispersion"] = [
+        FitAttrs.from_attrs(fits[n].attrs, warn_unknown=False).dispersion if n in fits else None
+        for n in diag.index]
+    diag["dispersion"] = diag["dispersion"].astype(float)
+    return diagnostics_table(diag)
 
 
 def _all_priors(sections: list[ModelSection]) -> Table:
@@ -139,15 +158,21 @@ def build_report(comparison, fits: dict, *, title: str, name: str, description: 
     elpd_sections = _elpd_sections(cmp, warns)
     groups = [g for g in cmp.elpd_tables if g != CROSS_GROUP]
     figures = _figures(cmp, me_long, warns)
+    try:
+        posterior = posterior_section(cmp, fits, warns)
+    except Exception as err:  # keep the report; say what failed
+        warns.append(f"posterior section failed: {type(err).__name__}: {err}")
+        posterior = None
     return Report(
         title=title, name=name, description=description,
         generated=_dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         version=__version__, data=data, models=sections,
-        diagnostics=diagnostics_table(cmp.diagnostics), warnings=warns, notes=list(cmp.notes),
+        diagnostics=_diagnostics(cmp, fits), warnings=warns, notes=list(cmp.notes),
         coefficients=coef, marginal_effects=me, elpd=elpd_sections,
         elpd_note=_ELPD_NOTE if len(groups) > 1 else "",
         scores=scores_table(cmp.scores, list(cmp.score_tables)), figures=figures,
         conclusion=conclusion(cmp, cmp.elpd_tables), caveats=caveats(cmp, cmp.elpd_tables),
         subset_note=subset_note, run_info=dict(run_info or {}),
-        extra_tables=[_all_priors(sections)],
+        extra_tables=[_all_priors(sections)], posterior=posterior,
+        findings=dispersion_findings(fits, cmp.names),
     )

@@ -12,7 +12,9 @@ __all__ = [
     "DataSummary",
     "ElpdSection",
     "FigureItem",
+    "ModelPanel",
     "ModelSection",
+    "PosteriorSection",
     "Report",
     "Table",
     "format_cell",
@@ -133,6 +135,39 @@ class ElpdSection:
 
 
 @dataclass
+class ModelPanel:
+    """The figures of one model: its rank plots and its Pareto k plot."""
+
+    name: str
+    figures: list[FigureItem] = field(default_factory=list)
+
+
+@dataclass
+class PosteriorSection:
+    """Posterior intervals of every model, group-level effects, and per-model panels."""
+
+    intervals: Table
+    forest: FigureItem | None = None
+    group_sd: Table | None = None
+    group_effects: Table | None = None
+    group_figures: list[FigureItem] = field(default_factory=list)
+    panels: list[ModelPanel] = field(default_factory=list)
+
+    def interval_figures(self) -> list[FigureItem]:
+        """The forest plot and the group-level figures."""
+        return ([self.forest] if self.forest is not None else []) + list(self.group_figures)
+
+    def panel_figures(self) -> list[FigureItem]:
+        """The rank and Pareto k plots of every model."""
+        return [f for p in self.panels for f in p.figures]
+
+    def tables(self) -> list[Table]:
+        """Its tables."""
+        return [t for t in (self.intervals, self.group_sd, self.group_effects)
+                if t is not None]
+
+
+@dataclass
 class Report:
     """Everything a report shows (rendered by the templates under ``softbayes/app/templates``)."""
 
@@ -157,16 +192,22 @@ class Report:
     extra_tables: list[Table] = field(default_factory=list)
     subset_note: str = ""
     run_info: dict = field(default_factory=dict)
+    posterior: PosteriorSection | None = None
+    findings: list[str] = field(default_factory=list)
 
     def all_figures(self) -> list[FigureItem]:
         """Every figure, in the order the report shows them."""
+        post = self.posterior
         figs = [f for f in [self.data.figure] if f is not None]
+        figs += post.interval_figures() if post is not None else []
         figs += [e.figure for e in self.elpd if e.figure is not None]
-        return figs + list(self.figures)
+        figs += list(self.figures)
+        return figs + (post.panel_figures() if post is not None else [])
 
     def all_tables(self) -> list[Table]:
         """Every table, each written to ``tables/<name>.csv``."""
         tables = [self.data.distribution, self.diagnostics, self.coefficients,
                   self.marginal_effects, self.scores]
+        tables += self.posterior.tables() if self.posterior is not None else []
         tables += [e.table for e in self.elpd]
         return tables + list(self.extra_tables)

@@ -191,6 +191,7 @@ _DIAG_COLUMNS = {
     "ess_bulk_min": "ESS bulk min", "ess_tail_min": "ESS tail min",
     "n_divergent": "divergent", "bfmi_min": "E-BFMI min", "pareto_k_max": "Pareto k max",
     "n_k_bad": "k > thr", "n_k_very_bad": "k > 1", "n_warnings": "warnings",
+    "dispersion": "dispersion phi",
 }
 
 
@@ -199,11 +200,14 @@ def diagnostics_table(diag: pd.DataFrame) -> Table:
     t = diag[[c for c in _DIAG_COLUMNS if c in diag.columns]].copy()
     t.index.name = "model"
     fmts = {"rhat_max": ".3f", "ess_bulk_min": ".0f", "ess_tail_min": ".0f", "bfmi_min": ".2f",
-            "pareto_k_max": ".2f"}
+            "pareto_k_max": ".2f", "dispersion": ".3g"}
     table = Table.from_frame(
         "diagnostics", "Sampling and PSIS diagnostics", t, formats=fmts,
         caption=("Thresholds (ArviZ): R-hat <= 1.01, bulk/tail ESS >= 100 per chain, no "
-                 "divergences, E-BFMI >= 0.3, Pareto k below min(1 - 1/log10(S), 0.7)."),
+                 "divergences, E-BFMI >= 0.3, Pareto k below min(1 - 1/log10(S), 0.7). "
+                 "Dispersion phi: Pearson dispersion of the labels about the fitted means "
+                 "(1: as the family assumes; outside [0.5, 2] an uncalibrated fit's intervals "
+                 "are off by a factor sqrt(phi), see Findings)."),
         raw=diag,
     )
     table.columns = [_DIAG_COLUMNS.get(c, c) for c in table.columns]

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from softbayes.analysis.comparison import CROSS_GROUP, GROUP_DESCRIPTIONS
+from softbayes.backend.calibration import dispersion_warning
+from softbayes.io.attrs import FitAttrs
 from softbayes.terms.families import family_class, family_names
 
-__all__ = ["caveats", "conclusion", "failing_fits", "group_description"]
+__all__ = ["caveats", "conclusion", "dispersion_findings", "failing_fits", "group_description"]
+
+_CALIBRATE_HOW = (
+    'To calibrate: in the spec, calibrate = "dispersion" (or "sandwich") under the model\'s '
+    '[models.options]; in Python, Model.fit(calibrate="dispersion").')
 
 _SCORE_LABELS = {"log": "log score (cross-entropy)", "brier": "Brier score"}
 
@@ -126,3 +132,22 @@ def _kfold_statement(cv: dict) -> str:
     if psis:
         text += f"; those of {', '.join(psis)} from PSIS-LOO"
     return text + ". See the cv column."
+
+
+def dispersion_findings(fits: dict, names) -> list[str]:
+    """Per model whose fit records a dispersion (``softbayes_dispersion``): outside
+    :data:`~softbayes.backend.calibration.DISPERSION_WARN_RANGE` and uncalibrated, what it
+    means for the intervals and what to do; calibrated, that the intervals account for it."""
+    out = []
+    for name in names:
+        a = FitAttrs.from_attrs(fits[name].attrs, warn_unknown=False)
+        if a.dispersion is None:
+            continue
+        if a.calibration not in (None, "none"):
+            out.append(f"{name}: dispersion phi = {a.dispersion:.3g}; the fit is calibrated "
+                       f"(calibrate={a.calibration!r}), its intervals account for it.")
+            continue
+        msg = dispersion_warning(a.dispersion, a.family)
+        if msg:
+            out.append(f"{name}: {msg} {_CALIBRATE_HOW}")
+    return out

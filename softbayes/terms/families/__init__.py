@@ -22,29 +22,28 @@ Parameters are passed by name: ``eta`` is the linear predictor on the link scale
 ``soft_categorical``, ``continuous_categorical`` and ``dirichlet`` the ``(..., K)`` logits,
 the reference class's column 0), ``phi`` the Beta or Dirichlet precision.
 
-=======================  =====================  ===================  ===========================
-family                   likelihood             E[y | x]             draws
-=======================  =====================  ===================  ===========================
-``weighted_bernoulli``   soft-label cross-      sigmoid(eta)         hard 0/1 labels
-                         entropy (Potential)
-``continuous_bernoulli`` ContinuousBernoulli    CB mean of lambda    CB draws (inverse CDF)
-                         (logit lambda = eta)   (not lambda)
-``beta``                 Beta(mu phi,           mu = sigmoid(eta)    Beta draws
-                         (1 - mu) phi)
-``bernoulli``            Bernoulli on labels    sigmoid(eta)         hard 0/1 labels
-                         thresholded at a cut
-``soft_categorical``     soft-label categorical softmax(eta)         one-hot hard labels
-                         cross-entropy
-``ordered_beta``         P(0), P(1) by cut-     P(1) + P(0<y<1) mu   0, 1 or Beta draws
-                         points, Beta inside
-``continuous_categorical``
-                         ContinuousCategorical  CC mean of the       CC draws (exact)
-                         (logits eta)           logits (not softmax)
-``dirichlet``            Dirichlet(mu phi)      mu = softmax(eta)    Dirichlet draws
-``beta_binomial``        BetaBinomial(k | m,    mu = sigmoid(eta)    k / m, beta-binomial k
-                         mu phi, (1 - mu) phi)  (of k / m)
-``binomial``             Binomial(k | m, mu)    mu = sigmoid(eta)    k / m, binomial k
-=======================  =====================  ===================  ===========================
+==========================  ======================  ====================  =======================
+family                      likelihood              E[y | x]              draws
+==========================  ======================  ====================  =======================
+``weighted_bernoulli``      soft-label cross-       sigmoid(eta)          hard 0/1 labels
+                            entropy (Potential)
+``continuous_bernoulli``    ContinuousBernoulli     CB mean of lambda     CB draws (inverse CDF)
+                            (logit lambda = eta)    (not lambda)
+``beta``                    Beta(mu phi,            mu = sigmoid(eta)     Beta draws
+                            (1 - mu) phi)
+``bernoulli``               Bernoulli on labels     sigmoid(eta)          hard 0/1 labels
+                            thresholded at a cut
+``soft_categorical``        soft-label categorical  softmax(eta)          one-hot hard labels
+                            cross-entropy
+``ordered_beta``            P(0), P(1) by cut-      P(1) + P(0<y<1) mu    0, 1 or Beta draws
+                            points, Beta inside
+``continuous_categorical``  ContinuousCategorical   CC mean of the        CC draws (exact)
+                            (logits eta)            logits (not softmax)
+``dirichlet``               Dirichlet(mu phi)       mu = softmax(eta)     Dirichlet draws
+``beta_binomial``           BetaBinomial(k | m,     mu = sigmoid(eta)     k / m, beta-binomial k
+                            mu phi, (1 - mu) phi)   (of k / m)
+``binomial``                Binomial(k | m, mu)     mu = sigmoid(eta)     k / m, binomial k
+==========================  ======================  ====================  =======================
 
 The count families (``beta_binomial``, ``binomial``) take the response ``p(k, m)``, k
 successes of m trials (:mod:`softbayes.terms.response`), and get the trials as ``trials=``

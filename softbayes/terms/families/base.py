@@ -42,8 +42,8 @@ def hard_label_draws(rng, eta):
 class Family:
     """Base class: one likelihood family, declared once.
 
-    Class attributes
-    ----------------
+    Attributes
+    ----------
     name : str
         The name used in ``Model(likelihood=...)``.
     link : str
@@ -61,6 +61,11 @@ class Family:
     glm_kernel : str or None
         Name of the fused kernel (:data:`softbayes.ops.FAMILY_CODES`) for a linear predictor
         ``eta = X @ theta``; :meth:`add_likelihood` then accepts ``glm=(X, theta)``.
+    aggregates_rows : bool
+        The log-likelihood is a weighted sum over rows of terms linear in the label given
+        ``eta`` (``w [l eta - A(eta)]``), so rows with the same design row collapse exactly
+        into one of summed weight and weighted mean label (used for sampling, with
+        :attr:`glm_kernel`: :meth:`add_likelihood` with ``glm=`` then takes ``weights=``).
     log_likelihood_kind : str
         ``"density"`` (a normalized density of the label), ``"probability"`` (a pmf of a hard
         label, or of counts k of m) or ``"cross_entropy"`` (the soft-label cross-entropy,
@@ -84,6 +89,12 @@ class Family:
         Whether the dispersion / sandwich calibration of :mod:`softbayes.backend.calibration`
         applies (a GLM whose spread comes from an assumed variance function; it implements
         :meth:`variance`). ``dispersion_unit``: what a dispersion of 1 means, for messages.
+    predictive_check : str
+        Which posterior predictive check applies (:mod:`softbayes.analysis.ppc`):
+        ``"density"`` when :meth:`draws` are labels of the kind observed (PPCs and LOO-PIT
+        on the label scale), ``"reliability"`` when they are hard outcomes (0/1 labels,
+        one-hot rows) whose mean, not whose distribution, matches the soft labels
+        (:math:`E[l \\mid x] = p(x)`: reliability diagrams and binned-mean checks).
     """
 
     name: ClassVar[str] = ""
@@ -93,6 +104,7 @@ class Family:
     supports_weights: ClassVar[bool] = False
     takes_trials: ClassVar[bool] = False
     glm_kernel: ClassVar[str | None] = None
+    aggregates_rows: ClassVar[bool] = False
     log_likelihood_kind: ClassVar[str] = "density"
     option_names: ClassVar[tuple[str, ...]] = ()
     elpd_group: ClassVar[str] = ""
@@ -101,6 +113,7 @@ class Family:
     squeeze_note: ClassVar[str | None] = None
     calibratable: ClassVar[bool] = False
     dispersion_unit: ClassVar[str] = "the family assumes"
+    predictive_check: ClassVar[str] = "density"
 
     def options(self) -> dict:
         """Family options (JSON-serializable) needed to rebuild it."""

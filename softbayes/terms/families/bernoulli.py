@@ -20,6 +20,7 @@ class BernoulliFamily(Family):
 
     name = "bernoulli"
     log_likelihood_kind = "probability"
+    predictive_check = "reliability"  # draws are hard outcomes, not soft labels
     option_names = ("threshold",)
     elpd_group = "bernoulli"
     elpd_group_description = "Bernoulli probabilities of the labels thresholded to 0/1"

@@ -13,10 +13,11 @@ __all__ = ["ContinuousBernoulliFamily"]
 
 
 class ContinuousBernoulliFamily(Family):
-    """Continuous Bernoulli on ``logit lambda = eta``; ``E[y] = `` CB mean of lambda."""
+    """Continuous Bernoulli on ``logit lambda = eta``; ``E[y]`` is the CB mean of lambda."""
 
     name = "continuous_bernoulli"
     glm_kernel = "continuous_bernoulli"
+    aggregates_rows = True
     elpd_group = "density"
     elpd_group_description = DENSITY_GROUP_DESCRIPTION
     comparison_note = (
@@ -42,5 +43,7 @@ class ContinuousBernoulliFamily(Family):
     def add_likelihood(self, name, labels, *, weights=None, dims=None, eta, glm=None):
         if glm is not None:
             X, theta = glm
-            return ContinuousBernoulliGLM(name, X=X, beta=theta, observed=labels, dims=dims)
+            # weights: those of aggregated rows (aggregates_rows), not a user option
+            return ContinuousBernoulliGLM(name, X=X, beta=theta, observed=labels,
+                                          weights=weights, dims=dims)
         return ContinuousBernoulli(name, logit_p=eta, observed=labels, dims=dims)

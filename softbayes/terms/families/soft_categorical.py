@@ -24,6 +24,7 @@ class SoftCategoricalFamily(Family):
     multiclass = True
     supports_weights = True
     log_likelihood_kind = "cross_entropy"
+    predictive_check = "reliability"  # draws are hard outcomes, not soft labels
     elpd_group = "soft_categorical"
     elpd_group_description = (
         "soft-label categorical cross-entropy (not a density of the label)"

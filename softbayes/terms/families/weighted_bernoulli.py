@@ -24,7 +24,9 @@ class WeightedBernoulliFamily(Family):
     name = "weighted_bernoulli"
     supports_weights = True
     glm_kernel = "weighted_bernoulli"
+    aggregates_rows = True
     log_likelihood_kind = "cross_entropy"
+    predictive_check = "reliability"  # draws are hard outcomes, not soft labels
     elpd_group = "weighted_bernoulli"
     elpd_group_description = "weighted-Bernoulli cross-entropy (not a density of the label)"
     comparison_note = (

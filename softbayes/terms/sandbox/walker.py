@@ -7,6 +7,7 @@ import unicodedata
 
 from formulae.expr import Assign, Binary, Call, Grouping, Literal, QuotedName, Unary, Variable
 
+from softbayes.terms.formulae_compat import unsupported_call
 from softbayes.terms.sandbox.allowlist import (
     ALLOWED_FUNCTIONS,
     ARITHMETIC,
@@ -227,6 +228,10 @@ class FormulaWalker:
             if key in given:
                 raise Refusal(node_text(kw), f"{name}() gets {key!r} twice.")
             given[key] = kw.value
+        if name in TRANSFORMS and name not in self.extra:
+            reason = unsupported_call(name, given)
+            if reason:
+                raise Refusal(node_text(node), reason)
         for key, value in given.items():
             if key in sig.contrast:
                 self.contrast(value, key, name, depth + 1)
