@@ -29,65 +29,17 @@ Both families put the *mean* of the label in Bambi's parent parameter, so that
 from __future__ import annotations
 
 import bambi as bmb
-import numpy as np
 
 from softbayes.distributions.continuous_bernoulli import ContinuousBernoulli
 from softbayes.distributions.soft import SoftBernoulli
-from softbayes.math.continuous_bernoulli import cb_mean, cb_variance
+from softbayes.math.continuous_bernoulli import cb_mean, cb_mean_inverse
 
 __all__ = [
     "ContinuousBernoulliFamily",
     "SoftBernoulliFamily",
-    "cb_mean_inverse",
     "continuous_bernoulli",
     "soft_bernoulli",
 ]
-
-#: Newton steps of :func:`cb_mean_inverse` at most (it converges in well under 20).
-_MAX_STEPS = 100
-
-
-def cb_mean_inverse(mu):
-    r"""The natural parameter :math:`\eta` whose Continuous Bernoulli mean is ``mu``.
-
-    Solves :math:`1/(1 - e^{-\eta}) - 1/\eta = \mu` by Newton's method (the derivative of
-    the mean is the CB variance) safeguarded by bisection in the bracket
-    :math:`[-1/\mu, 1/(1 - \mu)]`, which holds the root because the mean lies within
-    :math:`1/\eta` of 1 for :math:`\eta > 0` (and symmetrically below 0).
-
-    Parameters
-    ----------
-    mu : array_like of float
-        Means in ``[0, 1]``.
-
-    Returns
-    -------
-    ndarray
-        :math:`\eta`: ``-inf`` at 0, ``+inf`` at 1, NaN outside ``[0, 1]`` or for NaN.
-    """
-    mu = np.asarray(mu, dtype=float)
-    out = np.full(mu.shape, np.nan)
-    out[mu == 0.0] = -np.inf
-    out[mu == 1.0] = np.inf
-    inside = (mu > 0.0) & (mu < 1.0)
-    m = mu[inside]
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        lo, hi = -1.0 / m, 1.0 / (1.0 - m)
-        eta = np.clip((2.0 * m - 1.0) / (m * (1.0 - m)) * 1.5, lo, hi)
-        for _ in range(_MAX_STEPS):
-            f = cb_mean(eta) - m
-            lo = np.where(f < 0.0, eta, lo)
-            hi = np.where(f > 0.0, eta, hi)
-            step = eta - f / cb_variance(eta)
-            bad = ~((step > lo) & (step < hi))
-            new = np.where(bad, 0.5 * (lo + hi), step)
-            done = np.abs(new - eta) <= 4 * np.finfo(float).eps * np.maximum(1.0, np.abs(eta))
-            eta = new
-            if done.all():
-                break
-    out[inside] = eta
-    return out
-
 
 def _cb_link() -> bmb.Link:
     """The link of :func:`continuous_bernoulli`: mean <-> natural parameter."""

@@ -12,8 +12,10 @@ Example
 What a fit holds
 ----------------
 ``posterior`` (what users read: the centred intercepts sit in ``posterior_internal``, out of
-``az.summary(fit)``'s default view), ``sample_stats`` (from the sampler), ``log_likelihood``
-(one pointwise term per observation, for every family, with dims ``(chain, draw, obs)``),
+``az.summary(fit)``'s default view; hand PyMC :func:`softbayes.io.fits.posterior_dataset`,
+which has them, e.g. for ``pm.sample_posterior_predictive``), ``sample_stats`` (from the
+sampler), ``log_likelihood`` (one pointwise term per observation, for every family, with dims
+``(chain, draw, obs)``),
 ``observed_data`` (the labels as the likelihood saw them -- thresholded for ``bernoulli``,
 squeezed for ``beta`` with ``squeeze=True``), ``posterior_predictive``, ``prior`` and
 ``prior_predictive`` (below a size, see ``fit(predictive=...)``; their attrs say whether the

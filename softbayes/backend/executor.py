@@ -54,6 +54,7 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "MAX_WORKERS",
     "QUIET_FIT",
+    "REFIT",
     "Executor",
     "Task",
     "TaskResult",
@@ -116,6 +117,10 @@ def cached_refitter(key: str, description) -> Refitter:
 #: warnings are not shown, and many tasks would spam the terminal).
 QUIET_FIT = {"warn": False, "progressbar": False}
 
+#: Options of a refit whose fit is only scored (a K-fold fold, an SBC or coverage
+#: replication): quiet, and without predictive groups nobody reads.
+REFIT = {**QUIET_FIT, "predictive": False}
+
 
 def fit_task(description, data, seed, **options):
     """Task function: fit ``description`` (to the rows of ``data`` if not None) with
@@ -127,9 +132,10 @@ def fit_task(description, data, seed, **options):
 def refit_labels_task(description, labels, seed, *, structure, **options):
     """Task function: the model ``description`` with other ``labels``, fitted with ``seed``
     on this process's compiled model of ``structure`` (:func:`cached_refitter`); for
-    simulation-based calibration and refits on resampled labels. Returns the fit."""
+    simulation-based calibration and refits on resampled labels (:data:`REFIT` options unless
+    given). Returns the fit."""
     refitter = cached_refitter(structure, description)
-    return refitter.set_labels(labels).fit(random_seed=seed, **{**QUIET_FIT, **options})
+    return refitter.set_labels(labels).fit(random_seed=seed, **{**REFIT, **options})
 
 
 @contextlib.contextmanager

@@ -33,9 +33,12 @@ log-likelihood, 1-44 s; a JAX fit compiles it in JAX mode instead,
 numba samples 1.3-2x faster per draw from 1e4 rows on, but its compilation costs more than
 JAX's slower sampling up to 1e5 x 5 for this run length; at 1e5 x 10 the two tie here, and
 the default run (4 chains x (1000 + 1000), four times the draws) favours numba from about
-5e5 cells: hence :data:`JAX_MAX_CELLS`. Running the two chains in one thread (``cores=1``)
-against two did not measurably change JAX's sampling time at 300 x 5 (medians of 3: 2.67
-and 2.92 s against 2.81 and 2.60 s), so ``cores`` keeps its default.
+5e5 cells: hence :data:`JAX_MAX_CELLS`. At a load of 3-4 a 300 x 5 fit takes 2.3-2.6 s in a
+new process (compile 1.24-1.32 s, most of it importing JAX and nutpie; sampling 0.68-0.90 s,
+some 86 us of Python per log-density call; log-likelihood and groups 0.10-0.16 s) and
+0.70-0.97 s for a second formula in the same process. Both chains in one thread
+(``cores=1``) sample a 300 x 5 model in 0.51 s against 0.54 s for two (medians of 3, twice),
+and a 1e4 x 10 one in 2.60 s against 2.41 s: too little either way to change ``cores``.
 """
 
 from __future__ import annotations

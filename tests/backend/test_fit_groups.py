@@ -15,7 +15,12 @@ from scipy import special as sp
 from scipy import stats
 
 import softbayes as sb
-from softbayes.backend.result import PREDICTIVE_MAX_VALUES, PRIOR_DRAWS, wants_predictive
+from softbayes.backend.result import (
+    PREDICTIVE_MAX_VALUES,
+    PRIOR_DRAWS,
+    add_predictive,
+    wants_predictive,
+)
 from softbayes.io.fits import INTERNAL_GROUP, posterior_dataset
 
 N = 40
@@ -109,6 +114,16 @@ def test_cross_entropy_draws_are_hard_outcomes_with_the_right_mean(wb):
     # y - q has mean 0 and variance mean(q (1 - q)) over all draws and rows
     z = (y - q).sum() / np.sqrt((q * (1 - q)).sum())
     assert abs(z) < 4
+
+
+@pytest.mark.parametrize("which", ["cb", "wb"])
+def test_predictive_groups_warn_about_nothing(which, request):
+    """No warning a user cannot act on (the potential likelihood of the cross-entropy
+    families is rightly left out of the prior)."""
+    model, fit = request.getfixturevalue(which)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        add_predictive(fit.copy(), model.description, model.pymc_model, random_seed=0)
 
 
 def test_predictive_option_and_size_rule():

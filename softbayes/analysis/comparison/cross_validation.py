@@ -21,7 +21,7 @@ from softbayes.analysis.comparison.groups import (
 from softbayes.analysis.predict import predict
 from softbayes.analysis.scores import loo_predictive_mean
 from softbayes.backend.executor import (
-    QUIET_FIT,
+    REFIT,
     Executor,
     Task,
     as_executor,
@@ -231,7 +231,7 @@ def fold_task(description, frame, seed, *, structure, test, fit_kwargs):
     train_rows = np.setdiff1d(np.arange(len(frame)), test)
     refitter = cached_refitter(structure, description)
     refitter.set_data(frame.iloc[train_rows].reset_index(drop=True))
-    fit_j = refitter.fit(random_seed=seed, **{**QUIET_FIT, **fit_kwargs})
+    fit_j = refitter.fit(random_seed=seed, **{**REFIT, **fit_kwargs})
     held = frame.iloc[test].reset_index(drop=True)
     fold_model = refitter.description
     ll = predict(fit_j, held, kind="log_likelihood", model=fold_model, new_groups="sample",

@@ -15,9 +15,9 @@ from softbayes.analysis.plots import (
     plot_calibration,
     plot_elpd_comparison,
     plot_marginal_effects,
-    plot_ppc_labels,
 )
-from softbayes.analysis.predict import marginal_effects, predict, predictive_draws
+from softbayes.analysis.ppc import plot_ppc
+from softbayes.analysis.predict import marginal_effects, predict
 
 __all__ = ["Comparison"]
 
@@ -190,19 +190,16 @@ class Comparison:
             },
         )
 
-    def plot_ppc(self, *, n_draws: int = 50, seed: int = 0):
-        """Posterior predictive check of the labels, one panel per fit."""
-        reps = {
-            name: predictive_draws(rec.fit, random_seed=seed, model=description_of(rec))
-            for name, rec in self.records.items()
-        }
-        return plot_ppc_labels(
-            self.labels,
-            reps,
-            n_draws=n_draws,
-            seed=seed,
-            titles={n: f"{n} ({self.families[n]})" for n in self.names},
-        )
+    def plot_ppc(self, **kwargs) -> dict:
+        """Per fit, the posterior predictive check its family calls for (a figure by name).
+
+        :func:`softbayes.plot_ppc`: a PAVA reliability diagram for families whose
+        replicates are hard outcomes (an ECDF of 0/1 draws against soft labels would reject
+        the true model), a label-scale ECDF for density families. ``kwargs`` are passed on.
+        """
+        return {name: plot_ppc(rec.fit, model=description_of(rec),
+                               title=f"{name} ({self.families[name]})", **kwargs)
+                for name, rec in self.records.items()}
 
     def marginal_effects(self, **kwargs) -> dict[str, pd.DataFrame]:
         """Fit -> :func:`softbayes.marginal_effects` table (``kwargs`` passed on)."""
@@ -226,12 +223,12 @@ class Comparison:
         return plot_marginal_effects(tables)
 
     def figures(self) -> dict:
-        """All figures by name: ``elpd_<group>``, ``calibration``, ``ppc``,
+        """All figures by name: ``elpd_<group>``, ``calibration``, ``ppc_<fit>``,
         ``marginal_effects`` (the last only when the fits have population-level predictors).
         Save each with ``fig.savefig(f"{name}.png")``."""
         figs = {f"elpd_{_slug(g)}": f for g, f in self.plot_elpd().items()}
         figs["calibration"] = self.plot_calibration()
-        figs["ppc"] = self.plot_ppc()
+        figs.update({f"ppc_{_slug(n)}": f for n, f in self.plot_ppc().items()})
         if any(len(df) for df in self.marginal_effects().values()):
             figs["marginal_effects"] = self.plot_marginal_effects()
         return figs
