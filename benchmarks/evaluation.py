@@ -109,7 +109,8 @@ def run_eval(args, log):
                     continue
                 if impl != "model":  # (the model's logp has other priors: not compared)
                     values[impl] = (float(np.asarray(out[0])), np.asarray(out[1], dtype=float))
-                fns[impl] = (lambda f=fn, x=x0: f(x))
+                # JAX dispatches asynchronously: wait for the values (np.asarray)
+                fns[impl] = (lambda f=fn, x=x0: [np.asarray(o) for o in f(x)])
             fns["floor"] = lambda X=X, x=x0: X @ x
             med, counts = time_interleaved(fns, args.min_time)
             ref_val, ref_grad = values.get("reference", values.get("fused"))

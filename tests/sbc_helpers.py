@@ -19,6 +19,7 @@ import pymc as pm
 from scipy import stats
 
 from softbayes.backend.executor import Executor, Task, refit_labels_task, task_seed
+from softbayes.io.fits import posterior_dataset
 
 #: The smallest chi-square p-value a calibrated component may show (several components and
 #: families are tested, so a single 1 % tail is no evidence).
@@ -37,8 +38,9 @@ def prior_truths(model, n_reps, rng):
 def _ranks(fit, truth, names, thin):
     """Rank of each true component among the thinned draws: name -> (components,)."""
     out = {}
+    posterior = posterior_dataset(fit)  # the centred intercepts are kept in their own group
     for name in names:
-        draws = fit.posterior[name].values[:, ::thin]
+        draws = posterior[name].values[:, ::thin]
         draws = draws.reshape(draws.shape[0] * draws.shape[1], -1)
         out[name] = (draws < np.ravel(truth[name])[None, :]).sum(axis=0)
     return out

@@ -184,9 +184,11 @@ class Refitter:
     def set_labels(self, labels) -> Refitter:
         """Replace the labels (same checks and preparation), keeping the compiled sampler."""
         self.description = self.description.with_labels(labels)
-        labels = self.description.labels
-        if self._pymc_model is not None:
-            with self._pymc_model:
+        # in the containers' dtype (Model(dtype="float32") stores the labels in float32)
+        dtype = self.description.dtype
+        labels = self.description.labels.astype(dtype, copy=False)
+        if self._pymc_model is not None:  # pm.set_data casts floats to floatX
+            with self._pymc_model, pytensor.config.change_flags(floatX=dtype):
                 pm.set_data({LABELS_DATA: labels})
         if self._aggregated:  # the distinct rows' mean labels change: new containers
             self._sampling = build_sampling_model(self.description, always=True)

@@ -84,3 +84,9 @@ def test_float32_fits_on_both_backends_and_is_kept(backend):
                         predictive=False)
     assert refit.attrs["softbayes_dtype"] == "float32"
     assert refit["log_likelihood"].sizes["obs"] == 200
+    # new labels (slope -2) into the float32 containers of the compiled model
+    x1 = model.data["x1"].to_numpy()
+    relabelled = model.refit(labels=expit(-2.0 * x1 + rng.normal(0, 0.3, x1.size)), draws=50,
+                             tune=50, chains=1, random_seed=5, backend=backend,
+                             progressbar=False, warn=False, predictive=False)
+    assert -2.8 < float(relabelled["posterior"]["x1"].mean()) < -1.2
