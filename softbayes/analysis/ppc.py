@@ -102,6 +102,19 @@ def _checked_prob(prob):
     return prob
 
 
+def _per_class(fit, model, prob, n_draws, random_seed):
+    """``(prob, [(class name, posterior mean prediction, labels, replicated labels)])``, one
+    entry per label column (one-vs-rest for K classes), for the checks on the mean scale."""
+    prob = _checked_prob(prob)
+    desc = _description(fit, model)
+    rng = np.random.default_rng(random_seed)
+    mean = _flat(predict(fit, kind="mean", model=desc)).mean(axis=0)
+    reps = _subsample(_replicated_labels(fit, model=desc, random_seed=random_seed), n_draws, rng)
+    columns = zip(_columns(desc, mean), _columns(desc, desc.labels), _columns(desc, reps),
+                  strict=True)
+    return prob, [(name, pred, lab, rep) for (name, pred), (_, lab), (_, rep) in columns]
+
+
 def reliability_curve(fit, *, model=None, prob=0.9, n_draws=200, random_seed=0):
     r"""Reliability diagram data: PAVA of the labels on the predicted mean, with PPC bands.
 
@@ -132,15 +145,9 @@ def reliability_curve(fit, *, model=None, prob=0.9, n_draws=200, random_seed=0):
         One row per observation (and class): ``class`` (the label column, or ``"<class>
         vs rest"``), ``predicted`` (sorted), ``observed`` (the CEP), ``lower``, ``upper``.
     """
-    prob = _checked_prob(prob)
-    desc = _description(fit, model)
-    rng = np.random.default_rng(random_seed)
-    mean = _flat(predict(fit, kind="mean", model=desc)).mean(axis=0)
-    reps = _subsample(_replicated_labels(fit, model=desc, random_seed=random_seed), n_draws, rng)
+    prob, columns = _per_class(fit, model, prob, n_draws, random_seed)
     frames = []
-    for (name, pred), (_, lab), (_, rep) in zip(
-            _columns(desc, mean), _columns(desc, desc.labels), _columns(desc, reps),
-            strict=True):
+    for name, pred, lab, rep in columns:
         order = np.argsort(pred, kind="stable")
         curves = np.stack([_pava(pred, r) for r in rep])
         lo, hi = np.quantile(curves, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
@@ -195,15 +202,9 @@ def binned_mean_ppc(fit, bins=10, *, model=None, prob=0.9, n_draws=None, random_
         ``replicated`` (mean of the replicated bin means), ``lower``, ``upper``,
         ``p_value`` (two-sided posterior predictive p-value) and ``inside``.
     """
-    prob = _checked_prob(prob)
-    desc = _description(fit, model)
-    rng = np.random.default_rng(random_seed)
-    mean = _flat(predict(fit, kind="mean", model=desc)).mean(axis=0)
-    reps = _subsample(_replicated_labels(fit, model=desc, random_seed=random_seed), n_draws, rng)
+    prob, columns = _per_class(fit, model, prob, n_draws, random_seed)
     rows = []
-    for (name, pred), (_, lab), (_, rep) in zip(
-            _columns(desc, mean), _columns(desc, desc.labels), _columns(desc, reps),
-            strict=True):
+    for name, pred, lab, rep in columns:
         idx, edges = _bin_index(pred, bins)
         for b in np.unique(idx):
             m = idx == b
