@@ -118,8 +118,11 @@ def cached_refitter(key: str, description) -> Refitter:
 QUIET_FIT = {"warn": False, "progressbar": False}
 
 #: Options of a refit whose fit is only scored (a K-fold fold, an SBC or coverage
-#: replication): quiet, and without predictive groups nobody reads.
-REFIT = {**QUIET_FIT, "predictive": False}
+#: replication): quiet, without predictive groups nobody reads, and compiled with numba:
+#: many refits of one structure pay its compilation once and then sample without Python
+#: per gradient (STAR98's K-fold: 0.2 s a fold after one 9 s compilation, against 4.5 s a
+#: fold on the JAX backend of the main fit).
+REFIT = {**QUIET_FIT, "predictive": False, "backend": "numba"}
 
 
 def fit_task(description, data, seed, **options):

@@ -14,6 +14,7 @@ import pytest
 import softbayes as sb
 from softbayes.backend.executor import (
     MAX_WORKERS,
+    REFIT,
     Executor,
     Task,
     as_executor,
@@ -90,9 +91,9 @@ def test_refit_labels_task_reuses_one_compiled_model(model):
                      {"structure": "test-labels", **FIT}, "b")
     assert cached_refitter("test-labels", None) is refitter
     # the same labels and seed on the reused compiled model: the same draws; the reference
-    # is a fresh model given those labels
+    # is a fresh model given those labels, on the refits' backend (executor.REFIT)
     ref = sb.Model.from_description(model.description).set_labels(labels).fit(
-        random_seed=3, **FIT)
+        random_seed=3, backend=REFIT["backend"], **FIT)
     for fit in (first.value, again.value):
         np.testing.assert_array_equal(fit.posterior["x"].values, ref.posterior["x"].values)
 
