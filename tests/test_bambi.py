@@ -69,6 +69,13 @@ def soft_fit():
     return model, _fit(model), data
 
 
+def _assert_posterior_means_near(idata, mle):
+    """Posterior means of Intercept and x within 0.25 posterior sd of the reference ``mle``."""
+    for name, ref in zip(("Intercept", "x"), mle, strict=True):
+        draws = idata.posterior[name].to_numpy()
+        assert abs(draws.mean() - ref) < 0.25 * draws.std(), (name, draws.mean(), ref)
+
+
 def test_cb_coefficients_near_the_truth(cb_fit):
     _, idata, _ = cb_fit
     for name, truth in TRUE.items():
@@ -86,9 +93,7 @@ def test_cb_posterior_mean_matches_the_maximum_likelihood_fit(cb_fit):
         return -_cb_logpdf_np(y, beta[0] + beta[1] * x).sum()
 
     mle = optimize.minimize(nll, [0.1, 0.1], method="BFGS").x
-    for name, ref in zip(("Intercept", "x"), mle, strict=True):
-        draws = idata.posterior[name].to_numpy()
-        assert abs(draws.mean() - ref) < 0.25 * draws.std(), (name, draws.mean(), ref)
+    _assert_posterior_means_near(idata, mle)
 
 
 def test_cb_predictions_are_the_cb_mean_of_the_linear_predictor(cb_fit):
@@ -137,9 +142,7 @@ def test_soft_bernoulli_matches_statsmodels_on_duplicated_rows(soft_fit):
     y = np.concatenate([np.ones(N), np.zeros(N)])
     w = np.concatenate([labels, 1.0 - labels])
     mle = sm.GLM(y, X, family=sm.families.Binomial(), freq_weights=w).fit().params
-    for name, ref in zip(("Intercept", "x"), mle, strict=True):
-        draws = idata.posterior[name].to_numpy()
-        assert abs(draws.mean() - ref) < 0.25 * draws.std(), (name, draws.mean(), ref)
+    _assert_posterior_means_near(idata, mle)
 
 
 def test_soft_bernoulli_predictions_are_the_probability(soft_fit):
