@@ -16,6 +16,8 @@ ENGINES = {
     "softbayes-nutpie": "softbayes fused kernel, PyMC model, nutpie (numba)",
     "softbayes-model": "softbayes.Model(...).fit() (nutpie, fused kernel)",
     "softbayes-model-f32": "softbayes.Model(..., dtype='float32').fit()",
+    "softbayes-model-jax": "softbayes.Model(...).fit(backend='jax')",
+    "softbayes-model-numba": "softbayes.Model(...).fit(backend='numba')",
     "naive-default": "naive pm.Potential, pm.sample() default",
     "duplicated-default": "seed's duplicated data (2n rows), pm.sample() default",
     "naive-nutpie-jax": "naive pm.Potential, nutpie JAX backend",

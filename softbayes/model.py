@@ -313,8 +313,8 @@ class Model:
             Add the ``posterior_predictive`` (one draw of the labels per posterior draw),
             ``prior`` and ``prior_predictive`` groups (500 prior draws), so that ArviZ's
             predictive checks (``az.plot_ppc_dist(fit)``) work on the fit. None (default):
-            when rows x chains x draws (x classes) is at most
-            :data:`softbayes.backend.result.PREDICTIVE_MAX_VALUES` (10 million: e.g. 2 500
+            when rows x (chains x draws + 500) (x classes) is at most
+            :data:`softbayes.backend.result.PREDICTIVE_MAX_VALUES` (10 million: e.g. 2 222
             rows at 4 x 1 000 draws), else left out (``predictive=True`` forces them,
             ``False`` leaves them out). The draws are those of
             :func:`softbayes.predict` ``kind="pp"``; the groups' attrs say what they are

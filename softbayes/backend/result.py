@@ -54,9 +54,10 @@ __all__ = [
     "wants_predictive",
 ]
 
-#: ``predictive=None`` adds the predictive groups when the posterior predictive holds at most
-#: this many values (rows x chains x draws, x classes for the multiclass families): 10 M
-#: values, 80 MB as float64 (n = 2 500 rows at 4 x 1 000 draws).
+#: ``predictive=None`` adds the predictive groups when the posterior and prior predictive
+#: together hold at most this many values (rows x (chains x draws + :data:`PRIOR_DRAWS`),
+#: x classes for the multiclass families): 10 M values, 80 MB as float64 (n = 2 222 rows at
+#: 4 x 1 000 draws).
 PREDICTIVE_MAX_VALUES = 10_000_000
 #: Draws of the ``prior`` and ``prior_predictive`` groups (one chain).
 PRIOR_DRAWS = 500
@@ -118,13 +119,16 @@ def predictive_dataset(description, values, sample_coords, obs, *, name=None) ->
 
 def wants_predictive(predictive, description, chains, draws) -> bool:
     """Whether a fit gets its predictive groups: ``predictive`` if given, else when the
-    posterior predictive holds at most :data:`PREDICTIVE_MAX_VALUES` values."""
+    posterior and prior predictive together hold at most :data:`PREDICTIVE_MAX_VALUES` values
+    (the prior's draws count: at n = 100 000 a one-draw fit would otherwise draw 50 M
+    prior-predictive labels)."""
     if predictive is not None:
         if not isinstance(predictive, bool | np.bool_):
             raise TypeError(f"predictive must be None, True or False, got {predictive!r}.")
         return bool(predictive)
     classes = len(description.class_labels) if description.family.multiclass else 1
-    return description.n_obs * int(chains) * int(draws) * classes <= PREDICTIVE_MAX_VALUES
+    values = description.n_obs * (int(chains) * int(draws) + PRIOR_DRAWS) * classes
+    return values <= PREDICTIVE_MAX_VALUES
 
 
 def _prior_draws(pymc_model, draws, random_seed) -> xr.Dataset:
@@ -213,7 +217,8 @@ def complete_fit(idata, description, pymc_model, attrs: FitAttrs, *, log_likelih
         the first draws of each chain that fit.
     predictive : bool, optional
         Add the predictive groups (:func:`add_predictive`); None: when
-        :func:`wants_predictive` says so (at most :data:`PREDICTIVE_MAX_VALUES` values).
+        :func:`wants_predictive` says so (at most :data:`PREDICTIVE_MAX_VALUES` values,
+        prior predictive included).
     """
     for group in _REPLACED:
         if group in idata.children:

@@ -132,9 +132,12 @@ def test_predictive_option_and_size_rule():
         assert group not in fit.children
     desc = model.description
     assert wants_predictive(None, desc, 4, 1000)
-    per = N * 4
-    assert wants_predictive(None, desc, 4, PREDICTIVE_MAX_VALUES // per)
-    assert not wants_predictive(None, desc, 4, PREDICTIVE_MAX_VALUES // per + 1)
+    # posterior predictive (4 chains) and the prior predictive's PRIOR_DRAWS count together
+    fits = PREDICTIVE_MAX_VALUES // N - PRIOR_DRAWS
+    assert wants_predictive(None, desc, 1, fits)
+    assert not wants_predictive(None, desc, 1, fits + 1)
+    assert wants_predictive(None, desc, 4, fits // 4)
+    assert not wants_predictive(None, desc, 4, fits // 4 + 1)
     assert wants_predictive(True, desc, 4, 10**9)
     assert not wants_predictive(False, desc, 1, 1)
     with pytest.raises(TypeError, match="predictive"):
