@@ -33,10 +33,12 @@ log-likelihood, 1-44 s; a JAX fit compiles it in JAX mode instead,
 numba samples 1.3-2x faster per draw from 1e4 rows on, but its compilation costs more than
 JAX's slower sampling up to 1e5 x 5 for this run length; at 1e5 x 10 the two tie here, and
 the default run (4 chains x (1000 + 1000), four times the draws) favours numba from about
-5e5 cells: hence :data:`JAX_MAX_CELLS`. At a load of 3-4 a 300 x 5 fit takes 2.3-2.6 s in a
-new process (compile 1.24-1.32 s, most of it importing JAX and nutpie; sampling 0.68-0.90 s,
-some 86 us of Python per log-density call; log-likelihood and groups 0.10-0.16 s) and
-0.70-0.97 s for a second formula in the same process. Both chains in one thread
+5e5 cells: hence :data:`JAX_MAX_CELLS`. On the quiet machine (medians of 3, whole fit call in
+a new process, benchmarks/RESULTS.md section 9): 300 x 5 2.7 s with JAX against 5.7 s with
+numba; 1e4 x 10 4.0 s against 6.4 s; 1e5 x 5 10.6 s against 9.5 s, but a first draw in 2.0 s
+against some 5.5 s; 1e5 x 10 (numba) 11.8 s, and JAX 13.8 s there. At n = 300 the call is
+mostly importing JAX and nutpie (1.2 s), PyTensor's rewriting (0.55 s) and sampling at some
+86 us of Python per log-density call. Both chains in one thread
 (``cores=1``) sample a 300 x 5 model in 0.51 s against 0.54 s for two (medians of 3, twice),
 and a 1e4 x 10 one in 2.60 s against 2.41 s: too little either way to change ``cores``.
 """
