@@ -120,8 +120,8 @@ def predictive_dataset(description, values, sample_coords, obs, *, name=None) ->
 def wants_predictive(predictive, description, chains, draws) -> bool:
     """Whether a fit gets its predictive groups: ``predictive`` if given, else when the
     posterior and prior predictive together hold at most :data:`PREDICTIVE_MAX_VALUES` values
-    (the prior's draws count: at n = 100 000 a one-draw fit would otherwise draw 50 M
-    prior-predictive labels)."""
+    (the prior's draws count: at n = 100 000 they alone are 50 M labels, however short the
+    fit)."""
     if predictive is not None:
         if not isinstance(predictive, bool | np.bool_):
             raise TypeError(f"predictive must be None, True or False, got {predictive!r}.")

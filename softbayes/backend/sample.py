@@ -38,9 +38,9 @@ a new process, benchmarks/RESULTS.md section 9): 300 x 5 2.7 s with JAX against 
 numba; 1e4 x 10 4.0 s against 6.4 s; 1e5 x 5 10.6 s against 9.5 s, but a first draw in 2.0 s
 against some 5.5 s; 1e5 x 10 (numba) 11.8 s, and JAX 13.8 s there. At n = 300 the call is
 mostly importing JAX and nutpie (1.2 s), PyTensor's rewriting (0.55 s) and sampling at some
-86 us of Python per log-density call. Both chains in one thread
-(``cores=1``) sample a 300 x 5 model in 0.51 s against 0.54 s for two (medians of 3, twice),
-and a 1e4 x 10 one in 2.60 s against 2.41 s: too little either way to change ``cores``.
+86 us of Python per log-density call. Both chains in one thread (``cores=1``) sample a
+300 x 5 model in 0.51 s against 0.54 s for two (medians of 3, twice), and a 1e4 x 10 one in
+2.60 s against 2.41 s: too little either way to change ``cores``.
 """
 
 from __future__ import annotations
